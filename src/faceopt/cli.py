@@ -1,0 +1,127 @@
+"""The ``faceopt`` command: run chapters, build the book, fetch assets, benchmark.
+
+Examples::
+
+    faceopt list
+    faceopt run pipeline_cost --scale smoke
+    faceopt run 01_pipeline_cost --scale full -p seed=1
+    faceopt book --scale smoke
+    faceopt assets fetch vtest.avi
+    faceopt bench cost --models mobilefacenet iresnet50 --json cost.json
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .config import ALLOWED_SCALES, paths
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .runner import chapter_parameters, list_chapters
+
+    for stem in list_chapters():
+        params = ", ".join(f"{k}={v!r}" for k, v in chapter_parameters(stem).items())
+        print(f"{stem}\n    parameters: {params}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import list_chapters, parse_parameter, resolve_chapter, run_chapter
+
+    params = dict(parse_parameter(t) for t in args.param)
+    names = [resolve_chapter(n) for n in (args.chapters or list_chapters())]
+    if args.golden and args.scale != "smoke":
+        raise ValueError("--golden needs --scale smoke: golden notebooks are smoke runs")
+    total = time.perf_counter()
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name}", flush=True)
+        result = run_chapter(name, args.scale, params, out_dir=args.out)
+        if args.golden:
+            golden = paths().golden
+            golden.mkdir(parents=True, exist_ok=True)
+            tmp = golden / f"{result.chapter}.ipynb.tmp"
+            shutil.copyfile(result.output, tmp)
+            tmp.replace(golden / f"{result.chapter}.ipynb")
+            print(f"    golden notebook updated: {golden / (result.chapter + '.ipynb')}")
+    print(f"{len(names)} chapter(s) in {time.perf_counter() - total:.1f} s")
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from .book import build_book
+
+    index = build_book(args.scale, run=not args.no_run, chapters=args.chapters or None)
+    print(f"book built: {index}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .system.cost import cli_main
+
+    return cli_main(args.rest)
+
+
+def _cmd_assets(args: argparse.Namespace) -> int:
+    from .assets import cli_main
+
+    return cli_main(args.rest)
+
+
+def _cmd_scorecard(args: argparse.Namespace) -> int:
+    from .results import cli_main
+
+    return cli_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faceopt", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("list", help="list the chapters and their parameters").set_defaults(func=_cmd_list)
+
+    run = sub.add_parser("run", help="execute chapters with papermill")
+    run.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter names (default: all)")
+    run.add_argument("--scale", choices=ALLOWED_SCALES, default="smoke")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="chapter parameter")
+    run.add_argument("--out", type=Path, default=None, help="folder for the executed notebooks")
+    run.add_argument("--golden", action="store_true", help="also update tests/golden (smoke only)")
+    run.set_defaults(func=_cmd_run)
+
+    book = sub.add_parser("book", help="run every chapter and build the HTML book")
+    book.add_argument("--scale", choices=ALLOWED_SCALES, default="smoke")
+    book.add_argument("--no-run", action="store_true", help="build from the notebooks already executed")
+    book.add_argument("--chapters", nargs="*", metavar="CHAPTER")
+    book.set_defaults(func=_cmd_book)
+
+    for name, func, help_text in (
+        ("bench", _cmd_bench, "benchmarks (JSON out): `faceopt bench cost --help`"),
+        ("assets", _cmd_assets, "external files from registry packages: list | fetch NAME | verify"),
+        ("scorecard", _cmd_scorecard, "render the scorecard page from recorded results"),
+    ):
+        sp = sub.add_parser(name, help=help_text, add_help=False)
+        sp.add_argument("rest", nargs=argparse.REMAINDER)
+        sp.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; errors become one message and exit status 1."""
+    from .runner import ChapterError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ChapterError, ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"faceopt {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,559 @@
+"""Claims of the thesis, recorded measurements, and the book's reproduction scorecard.
+
+``book/claims.yml`` lists every quantitative claim of the thesis. Each chapter
+calls :func:`record` once per claim it measures, which writes
+``book/results/<chapter>.<scale>.json``. :func:`render_scorecard` joins both
+into the MyST page ``book/scorecard.md`` (``faceopt scorecard`` on the command
+line).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from faceopt.config import ALLOWED_SCALES, check_scale, paths
+
+#: Statuses a measurement can be recorded with.
+RECORDED_STATUSES = ("reproduced", "direction-reproduced", "not-reproduced", "needs-real-data")
+#: Shown on the scorecard for a claim nothing has measured yet at that scale.
+PENDING = "pending"
+ALL_STATUSES = (*RECORDED_STATUSES, PENDING)
+
+STATUS_LEGEND = {
+    "reproduced": "the measured effect has the thesis's direction and its headline number is met within tolerance",
+    "direction-reproduced": "same direction as the thesis (A better than B), different size",
+    "not-reproduced": "measured, and the direction differs from the thesis",
+    "needs-real-data": "only testable on a dataset the user must provide; the loader and protocol are implemented and tested",
+    "pending": "nothing has measured this claim yet at that scale",
+}
+
+SECTION_TITLES = {
+    "survey": "Survey of optimisation methods",
+    "amphibian_detector": "AmphibianDetector",
+    "margin_distillation": "MarginDistillation",
+    "embedded_system": "Embedded face recognition system",
+    "face_antispoofing": "Face anti-spoofing and mobile recipes",
+}
+
+_REQUIRED_FIELDS = ("id", "source", "statement", "check")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_CHAPTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_MAX_LIST_ITEMS = 8
+_MAX_CELL_CHARS = 400
+_DASH = "—"
+
+
+# ---------------------------------------------------------------------------
+# claims.yml
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Claim:
+    """One quantitative claim of the thesis, as listed in ``book/claims.yml``."""
+
+    id: str
+    section: str
+    source: str
+    statement: str
+    thesis: dict = field(default_factory=dict)
+    check: str = ""
+
+
+def load_claims(path: str | os.PathLike | None = None) -> dict[str, Claim]:
+    """Read ``claims.yml`` (default ``paths().claims``) into ``{id: Claim}``, in file order."""
+    import yaml
+
+    path = Path(path) if path is not None else paths().claims
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: claims file not found") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of section name -> list of claims")
+
+    claims: dict[str, Claim] = {}
+    for section, items in raw.items():
+        if not isinstance(items, list):
+            raise ValueError(f"{path}: section {section!r} must be a list of claims")
+        for i, item in enumerate(items):
+            where = f"{path}: section {section!r}, claim #{i + 1}"
+            if not isinstance(item, dict):
+                raise ValueError(f"{where}: expected a mapping with fields {', '.join(_REQUIRED_FIELDS)}")
+            if item.get("id"):
+                where += f" ({item['id']})"
+            missing = [k for k in _REQUIRED_FIELDS if item.get(k) in (None, "")]
+            if missing:
+                raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+            cid = str(item["id"])
+            if not _ID_RE.match(cid):
+                raise ValueError(f"{where}: id {cid!r} must be letters, digits and _.+- only")
+            if cid in claims:
+                raise ValueError(
+                    f"{path}: duplicate claim id {cid!r} (in sections {claims[cid].section!r} and {section!r})"
+                )
+            thesis = item.get("thesis") or {}
+            if not isinstance(thesis, dict):
+                raise ValueError(f"{where}: 'thesis' must be a mapping of name -> value")
+            claims[cid] = Claim(
+                id=cid,
+                section=str(section),
+                source=str(item["source"]),
+                statement=str(item["statement"]),
+                thesis=thesis,
+                check=str(item["check"]),
+            )
+    return claims
+
+
+# ---------------------------------------------------------------------------
+# Recording results
+# ---------------------------------------------------------------------------
+def _jsonable(value: Any, where: str) -> Any:
+    """``value`` as plain JSON types; numpy / torch scalars and arrays become floats / lists."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{where} is {value!r}, which JSON cannot hold; record None or a string if that is the result"
+            )
+        return float(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            k = _jsonable(k, f"{where} key {k!r}")
+            if isinstance(k, bool) or not isinstance(k, (str, int, float)):
+                raise ValueError(f"{where} has key {k!r}; keys must be strings or numbers")
+            out[str(k)] = _jsonable(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    module = type(value).__module__ or ""
+    if module.startswith("torch") and hasattr(value, "tolist"):  # tensors, without importing torch
+        value = value.detach().cpu() if hasattr(value, "detach") else value
+        return _jsonable(value.tolist(), where)
+    if module.startswith("numpy"):
+        if hasattr(value, "tolist"):  # ndarray and numpy scalars (np.float32, np.int64, np.bool_, np.str_)
+            return _jsonable(value.tolist(), where)
+    raise ValueError(
+        f"{where} has type {type(value).__name__} ({value!r:.80}), which is not JSON-serialisable; "
+        "use numbers, strings, booleans, None, lists or dicts (numpy and torch values are converted)"
+    )
+
+
+def _check_claim_id(claim_id: str, claims: Mapping[str, Claim], claims_path: Path) -> None:
+    if claim_id in claims:
+        return
+    by_lower = {c.lower(): c for c in claims}
+    close = difflib.get_close_matches(str(claim_id).lower(), list(by_lower), n=5, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
+    raise ValueError(f"unknown claim id {claim_id!r}: not in {claims_path} ({len(claims)} claims){hint}")
+
+
+def _check_status(status: str) -> None:
+    if status == PENDING:
+        raise ValueError(f"status {PENDING!r} is only shown for unmeasured claims; record one of {', '.join(RECORDED_STATUSES)}")
+    if status not in RECORDED_STATUSES:
+        raise ValueError(f"unknown status {status!r}; allowed: {', '.join(RECORDED_STATUSES)}")
+
+
+def _git_rev() -> str:
+    """Short git revision of the checkout, ``$FACEOPT_GIT_REV`` if set, else 'unknown'."""
+    env = os.environ.get("FACEOPT_GIT_REV")
+    if env:
+        return env
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=paths().root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (POSIX) so concurrent records do not lose updates."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _read_results_file(path: Path) -> dict:
+    """Parse and sanity-check one results file; ValueError naming it if malformed."""
+    advice = "delete or regenerate it (re-run the chapter that wrote it)"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"results file {path} is not valid JSON ({exc}); {advice}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("claims"), dict):
+        raise ValueError(f"results file {path} has no 'claims' object; {advice}")
+    for cid, entry in doc["claims"].items():
+        if not isinstance(entry, dict) or "measured" not in entry or "status" not in entry:
+            raise ValueError(f"results file {path}: entry {cid!r} lacks 'measured' or 'status'; {advice}")
+        if entry["status"] not in RECORDED_STATUSES:
+            raise ValueError(f"results file {path}: entry {cid!r} has unknown status {entry['status']!r}; {advice}")
+    return doc
+
+
+def record(
+    claim_id: str,
+    *,
+    chapter: str,
+    scale: str,
+    data: str,
+    measured: dict,
+    status: str,
+    note: str = "",
+    results_dir: str | os.PathLike | None = None,
+    claims_path: str | os.PathLike | None = None,
+) -> Path:
+    """Record the measurement of one claim in ``<results_dir>/<chapter>.<scale>.json``; return that path.
+
+    Other claims already in the file are kept; an earlier entry for ``claim_id`` is replaced.
+    """
+    claims_file = Path(claims_path) if claims_path is not None else paths().claims
+    _check_claim_id(claim_id, load_claims(claims_file), claims_file)
+    check_scale(scale)
+    _check_status(status)
+    if not isinstance(chapter, str) or not _CHAPTER_RE.match(chapter):
+        raise ValueError(f"chapter {chapter!r} must be a non-empty name of letters, digits, '_' and '-' (no dots or slashes)")
+    if not isinstance(data, str) or not data.strip():
+        raise ValueError("data must be a non-empty string naming the data measured on (e.g. 'embedded synthetic faces')")
+    if not isinstance(note, str):
+        raise ValueError(f"note must be a string, not {type(note).__name__}")
+    if not isinstance(measured, Mapping):
+        raise ValueError(f"measured must be a dict of name -> value, not {type(measured).__name__}")
+    measured_json = _jsonable(measured, "measured")
+    json.dumps(measured_json, allow_nan=False)  # belt and braces: fails loudly rather than writing bad JSON
+
+    directory = Path(results_dir) if results_dir is not None else paths().results
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{chapter}.{scale}.json"
+    entry = {
+        "measured": measured_json,
+        "status": status,
+        "data": data,
+        "note": note,
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_rev": _git_rev(),
+    }
+    with _locked(directory):
+        existing = _read_results_file(path)["claims"] if path.exists() else {}
+        existing[claim_id] = entry
+        doc = {"chapter": chapter, "scale": scale, "claims": dict(sorted(existing.items()))}
+        _atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    return path
+
+
+def load_results(results_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Every recorded entry, as dicts with claim_id, chapter, scale, measured, status, data, note,
+    recorded_at, git_rev and path."""
+    directory = Path(results_dir) if results_dir is not None else paths().results
+    if not directory.is_dir():
+        return []
+    files = sorted(p for scale in ALLOWED_SCALES for p in directory.glob(f"*.{scale}.json"))
+    entries: list[dict] = []
+    for path in files:
+        doc = _read_results_file(path)
+        stem_chapter, _, stem_scale = path.name[: -len(".json")].rpartition(".")
+        chapter = str(doc.get("chapter") or stem_chapter)
+        scale = str(doc.get("scale") or stem_scale)
+        for cid, e in doc["claims"].items():
+            entries.append(
+                {
+                    "claim_id": cid,
+                    "chapter": chapter,
+                    "scale": scale,
+                    "measured": e["measured"],
+                    "status": e["status"],
+                    "data": str(e.get("data", "")),
+                    "note": str(e.get("note", "")),
+                    "recorded_at": str(e.get("recorded_at", "")),
+                    "git_rev": str(e.get("git_rev", "unknown")),
+                    "path": str(path),
+                }
+            )
+    return entries
+
+
+# ---------------------------------------------------------------------------
+# Formatting
+# ---------------------------------------------------------------------------
+def format_number(x: float | int) -> str:
+    """Compact number: ints as is, floats to 4 significant digits (no exponent for 1e4..1e9)."""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, int):
+        return str(x)
+    if not math.isfinite(x):
+        return str(x)
+    if 1e4 <= abs(x) < 1e9:
+        return f"{x:.0f}"
+    return f"{x:.4g}"
+
+
+def format_value(value: Any) -> str:
+    """Compact one-line text of a (nested) value: ``a.b=1.234; a.c=5; d=[1, 2]``."""
+    if isinstance(value, Mapping):
+        if not value:
+            return ""
+        parts = []
+        for k, v in _flatten(value):
+            parts.append(f"{k}={_format_leaf(v)}")
+        return "; ".join(parts)
+    return _format_leaf(value)
+
+
+def _flatten(d: Mapping, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            yield from _flatten(v, key + ".")
+        else:
+            yield key, v
+
+
+def _format_leaf(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, (bool, int, float)):
+        return format_number(v)
+    if isinstance(v, Mapping):
+        return "{" + format_value(v) + "}"
+    if isinstance(v, (list, tuple)):
+        items = [_format_leaf(x) for x in v]
+        if len(items) > _MAX_LIST_ITEMS:
+            items = items[: _MAX_LIST_ITEMS - 2] + ["…", items[-1]]
+            return "[" + ", ".join(items) + f"] (n={len(v)})"
+        return "[" + ", ".join(items) + "]"
+    return str(v)
+
+
+# ---------------------------------------------------------------------------
+# Scorecard
+# ---------------------------------------------------------------------------
+def _pick(entries: list[dict]) -> dict | None:
+    """The latest of several entries for one (claim, scale); names the other chapters in its note."""
+    if not entries:
+        return None
+    entries = sorted(entries, key=lambda e: e["recorded_at"])
+    chosen = dict(entries[-1])
+    others = sorted({e["chapter"] for e in entries[:-1]} - {chosen["chapter"]})
+    if others:
+        extra = f"(latest of several records; also recorded by {', '.join(others)})"
+        chosen["note"] = f"{chosen['note']} {extra}".strip()
+    return chosen
+
+
+def scorecard_table(
+    claims: Mapping[str, Claim],
+    results: Iterable[dict],
+    *,
+    scales: Sequence[str] = ("full", "smoke"),
+) -> list[dict]:
+    """One row per claim (claims.yml order) with the thesis value and, per scale, ``<scale>_measured``,
+    ``<scale>_status`` (or 'pending'), ``<scale>_data``, ``<scale>_note``, ``<scale>_chapter``."""
+    for s in scales:
+        check_scale(s)
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for e in results:
+        grouped.setdefault((e["claim_id"], e["scale"]), []).append(e)
+    rows = []
+    for cid, claim in claims.items():
+        row: dict[str, Any] = {
+            "id": cid,
+            "section": claim.section,
+            "source": claim.source,
+            "statement": claim.statement,
+            "check": claim.check,
+            "thesis": format_value(claim.thesis),
+        }
+        for s in scales:
+            e = _pick(grouped.get((cid, s), []))
+            row[f"{s}_measured"] = format_value(e["measured"]) if e else ""
+            row[f"{s}_status"] = e["status"] if e else PENDING
+            row[f"{s}_data"] = e["data"] if e else ""
+            row[f"{s}_note"] = e["note"] if e else ""
+            row[f"{s}_chapter"] = e["chapter"] if e else ""
+        rows.append(row)
+    return rows
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>$|~])")
+
+
+def _cell(text: Any) -> str:
+    """Text safe inside a MyST pipe-table cell: one line, markdown specials (incl. '|') escaped."""
+    s = " ".join(str(text).split())
+    if len(s) > _MAX_CELL_CHARS:
+        s = s[: _MAX_CELL_CHARS - 1] + "…"
+    return _MD_SPECIAL.sub(r"\\\1", s) if s else _DASH
+
+
+def _combine(row: dict, key: str, scales: Sequence[str]) -> str:
+    """One cell for a per-scale field: the value once if all scales agree, else 'full: a; smoke: b'."""
+    vals = [(s, row[f"{s}_{key}"]) for s in scales if row[f"{s}_{key}"]]
+    if not vals:
+        return ""
+    if len({v for _, v in vals}) == 1:
+        return vals[0][1]
+    return "; ".join(f"{s}: {v}" for s, v in vals)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], align: Sequence[str] | None = None) -> list[str]:
+    align = align or ["---"] * len(header)
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def render_markdown(claims: Mapping[str, Claim], results: Sequence[dict], *, scales: Sequence[str] = ("full", "smoke")) -> str:
+    """The scorecard page as MyST markdown text."""
+    rows = scorecard_table(claims, results, scales=scales)
+    lines = [
+        "# Reproduction scorecard",
+        "",
+        "% Generated by `faceopt scorecard` from book/claims.yml and book/results/*.json; do not edit by hand.",
+        "",
+        "Every quantitative claim of the thesis, with the value the thesis reports and the value this book measures. "
+        "The *full* columns come from running the chapters at full scale; the *smoke* columns from the fast "
+        "smoke-scale runs, whose tiny sizes show that the code runs end to end rather than that a claim holds.",
+        "",
+        "Statuses:",
+        "",
+    ]
+    lines += [f"- **{s}**: {STATUS_LEGEND[s]}" for s in ALL_STATUSES]
+
+    lines += ["", "## Summary", ""]
+    counts = {s: {st: 0 for st in ALL_STATUSES} for s in scales}
+    for r in rows:
+        for s in scales:
+            counts[s][r[f"{s}_status"]] += 1
+    summary = [[st, *(str(counts[s][st]) for s in scales)] for st in ALL_STATUSES]
+    summary.append(["total", *(str(len(rows)) for _ in scales)])
+    lines += _table(["Status", *(f"{s} scale" for s in scales)], summary, ["---", *("--:" for _ in scales)])
+
+    sections: dict[str, list[dict]] = {}
+    for r in rows:
+        sections.setdefault(r["section"], []).append(r)
+    header = ["Claim", "Thesis"]
+    for s in scales:
+        header += [f"Ours ({s})", f"Status ({s})"]
+    header += ["Data", "Note"]
+    for section, srows in sections.items():
+        title = SECTION_TITLES.get(section, section.replace("_", " ").capitalize())
+        lines += ["", f"## {title}", ""]
+        body = []
+        for r in srows:
+            cells = [f"`{r['id']}` {_cell(r['statement'])} ({_cell(r['source'])})", _cell(r["thesis"])]
+            for s in scales:
+                cells += [_cell(r[f"{s}_measured"]), _cell(r[f"{s}_status"])]
+            cells += [_cell(_combine(r, "data", scales)), _cell(_combine(r, "note", scales))]
+            body.append(cells)
+        lines += _table(header, body)
+
+    orphans = sorted({e["claim_id"] for e in results if e["claim_id"] not in claims})
+    if orphans:
+        lines += [
+            "",
+            "## Results without a claim",
+            "",
+            "These ids have recorded results but are no longer in claims.yml; delete their entries or restore the claims: "
+            + ", ".join(f"`{o}`" if _ID_RE.match(o) else _cell(o) for o in orphans)
+            + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_scorecard(
+    out_path: str | os.PathLike | None = None,
+    *,
+    scales: Sequence[str] = ("full", "smoke"),
+    results_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    claims_path: str | os.PathLike | None = None,
+) -> Path:
+    """Write the scorecard page (default ``book/scorecard.md``) atomically and return its path.
+
+    ``results_dir`` may be a list of folders: the book's smoke build reads the committed
+    full-scale results and the smoke results of the same run side by side.
+    """
+    out = Path(out_path) if out_path is not None else paths().book / "scorecard.md"
+    dirs = results_dir if isinstance(results_dir, (list, tuple)) else [results_dir]
+    results = [entry for d in dirs for entry in load_results(d)]
+    text = render_markdown(load_claims(claims_path), results, scales=scales)
+    _atomic_write_text(out, text)
+    return out
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """``faceopt scorecard [--out PATH]``: render the scorecard page and print its path."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["scorecard"]:
+        argv = argv[1:]
+    parser = argparse.ArgumentParser(prog="faceopt scorecard", description="Render the reproduction scorecard page.")
+    parser.add_argument("--out", type=Path, default=None, help="output markdown file (default: book/scorecard.md)")
+    parser.add_argument("--results-dir", type=Path, default=None, help="directory of <chapter>.<scale>.json files")
+    parser.add_argument("--claims", type=Path, default=None, help="claims file (default: book/claims.yml)")
+    args = parser.parse_args(argv)
+    try:
+        path = render_scorecard(args.out, results_dir=args.results_dir, claims_path=args.claims)
+    except ValueError as exc:
+        print(f"faceopt scorecard: error: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(cli_main())

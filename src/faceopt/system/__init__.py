@@ -1,0 +1,1 @@
+"""The embedded system: alignment, pipeline, gallery, ONNX export and INT8, cost benchmarks."""

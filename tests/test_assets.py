@@ -1,0 +1,382 @@
+"""Offline tests of faceopt.assets: fake wheel / tgz / deb packages built in tmp_path."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import re
+import shutil
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import faceopt.assets as A
+
+PAYLOAD = b"faceopt test payload\n" * 37 + b"odd"  # odd length, exercises ar padding
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- #
+# Fake packages
+# --------------------------------------------------------------------------- #
+def make_whl(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("fakepkg/__init__.py", "")
+        zf.writestr("fakepkg/models/model.bin", PAYLOAD)
+        zf.writestr(zipfile.ZipInfo("../evil"), b"evil")
+        link = zipfile.ZipInfo("fakepkg/models/link.bin")
+        link.external_attr = (0o120777 << 16)
+        zf.writestr(link, "model.bin")
+    return path
+
+
+def _tar_bytes(entries: dict[str, bytes], mode: str, symlinks: dict[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tf:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name, target in (symlinks or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tf.addfile(info)
+    return buf.getvalue()
+
+
+def make_tgz(path: Path) -> Path:
+    path.write_bytes(
+        _tar_bytes(
+            {"package/package.json": b"{}", "package/dist/model.bin": PAYLOAD, "../evil": b"evil"},
+            "w:gz",
+            symlinks={"package/dist/link.bin": "/etc/passwd"},
+        )
+    )
+    return path
+
+
+def write_ar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    with open(path, "wb") as fh:
+        fh.write(b"!<arch>\n")
+        for name, data in members:
+            header = (
+                f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}".encode("ascii") + b"`\n"
+            )
+            assert len(header) == 60
+            fh.write(header)
+            fh.write(data)
+            if len(data) % 2:
+                fh.write(b"\n")
+    return path
+
+
+def make_deb(path: Path, comp: str) -> Path:
+    control = _tar_bytes({"./control": b"Package: fake\nVersion: 1.0-1\n"}, "w:gz")
+    data = _tar_bytes(
+        {"./usr/share/doc/fake/readme.txt": b"x", "./usr/share/fake/model.bin": PAYLOAD},
+        f"w:{comp}",
+        symlinks={"./usr/share/fake/link.bin": "model.bin"},
+    )
+    return write_ar(
+        path,
+        [("debian-binary", b"2.0\n"), ("control.tar.gz", control + b"\0"), (f"data.tar.{comp}", data)],
+    )
+
+
+KINDS = {
+    # kind: (registry, archive file name, builder, member, symlink member)
+    "whl": ("pypi", "fakepkg-1.0-py3-none-any.whl", make_whl, "fakepkg/models/model.bin", "fakepkg/models/link.bin"),
+    "tgz": ("npm", "fakepkg-1.0.0.tgz", make_tgz, "package/dist/model.bin", "package/dist/link.bin"),
+    "deb-xz": ("debian", "fake_1.0-1_all.deb", lambda p: make_deb(p, "xz"), "usr/share/fake/model.bin", "usr/share/fake/link.bin"),
+    "deb-gz": ("debian", "fake_1.0-1_all.deb", lambda p: make_deb(p, "gz"), "usr/share/fake/model.bin", "usr/share/fake/link.bin"),
+}
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    c = tmp_path / "cache"
+    monkeypatch.setenv("FACEOPT_CACHE", str(c))
+    return c
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: Path):
+    """Register fake assets; return a factory ``(kind, **overrides) -> Asset`` and a download counter."""
+    archives: dict[str, Path] = {}
+    calls: list[str] = []
+    registry: dict[str, A.Asset] = {}
+    monkeypatch.setattr(A, "ASSETS", registry)
+
+    def download(asset: A.Asset, dest: Path) -> Path:
+        calls.append(asset.filename)
+        out = dest / asset.filename
+        shutil.copyfile(archives[asset.filename], out)
+        return out
+
+    monkeypatch.setattr(A, "_download", download)
+
+    def make(kind: str, name: str = "thing", **overrides: str) -> A.Asset:
+        reg, filename, builder, member, _ = KINDS[kind]
+        src_dir = tmp_path / "src" / kind
+        src_dir.mkdir(parents=True, exist_ok=True)
+        archive = src_dir / filename
+        if not archive.exists():
+            builder(archive)
+        archives[filename] = archive
+        fields = dict(
+            name=name, registry=reg, package="fakepkg", version="1.0", filename=filename,
+            archive_sha256=sha(archive.read_bytes()), member=member, sha256=sha(PAYLOAD),
+            licence="CC0-1.0", purpose="testing",
+        )
+        fields.update(overrides)
+        asset = A.Asset(**fields)  # type: ignore[arg-type]
+        registry[asset.name] = asset
+        return asset
+
+    make.calls = calls  # type: ignore[attr-defined]
+    return make
+
+
+def cache_files(cache: Path) -> list[Path]:
+    return sorted(p for p in cache.rglob("*")) if cache.exists() else []
+
+
+# --------------------------------------------------------------------------- #
+# Fetch and extraction
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_fetch_extracts_and_verifies(fake, cache: Path, kind: str) -> None:
+    asset = fake(kind)
+    path = A.fetch("thing")
+    assert path.read_bytes() == PAYLOAD
+    assert path == A.asset_path("thing") == cache / "thing" / Path(asset.member).name
+    assert A.verify() == {"thing": "ok"}
+    assert cache_files(cache) == [cache / "thing", path]  # no temp folder left
+
+
+def test_fetch_skips_cached_and_force_refetches(fake) -> None:
+    fake("whl")
+    A.fetch("thing")
+    A.fetch("thing")
+    assert len(fake.calls) == 1
+    A.fetch("thing", force=True)
+    assert len(fake.calls) == 2
+
+
+def test_shared_archive_downloaded_once(fake) -> None:
+    fake("whl", name="one")
+    fake("whl", name="two", member="fakepkg/__init__.py", sha256=sha(b""))
+    paths = A.fetch_many(["one", "two"])
+    assert paths["one"].read_bytes() == PAYLOAD and paths["two"].read_bytes() == b""
+    assert fake.calls == ["fakepkg-1.0-py3-none-any.whl"]
+
+
+@pytest.mark.parametrize("kind", ["whl", "deb-xz"])
+def test_archive_hash_mismatch_leaves_nothing(fake, cache: Path, kind: str) -> None:
+    fake(kind, archive_sha256="0" * 64)
+    with pytest.raises(A.AssetCorruptError, match="archive"):
+        A.fetch("thing")
+    assert cache_files(cache) == []
+
+
+@pytest.mark.parametrize("kind", ["whl", "tgz", "deb-gz"])
+def test_member_hash_mismatch_leaves_nothing(fake, cache: Path, kind: str) -> None:
+    fake(kind, sha256="f" * 64)
+    with pytest.raises(A.AssetCorruptError, match="member"):
+        A.fetch("thing")
+    assert cache_files(cache) == []
+
+
+@pytest.mark.parametrize("kind", ["whl", "tgz"])
+@pytest.mark.parametrize("member", ["../evil", "/etc/passwd", "a/../../evil", "./x", "a\\b", ""])
+def test_unsafe_member_path_rejected(fake, cache: Path, kind: str, member: str) -> None:
+    fake(kind, member=member)
+    with pytest.raises(A.AssetFetchError, match="unsafe member path"):
+        A.fetch("thing")
+    assert cache_files(cache) == []
+    assert not (cache.parent / "evil").exists()
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_symlink_member_rejected(fake, cache: Path, kind: str) -> None:
+    fake(kind, member=KINDS[kind][4])
+    with pytest.raises(A.AssetFetchError, match="not a regular file"):
+        A.fetch("thing")
+    assert cache_files(cache) == []
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_member_not_found(fake, cache: Path, kind: str) -> None:
+    fake(kind, member="no/such/file.bin")
+    with pytest.raises(A.AssetFetchError, match="not found"):
+        A.fetch("thing")
+    assert cache_files(cache) == []
+
+
+def test_client_failure_names_asset_package_and_command(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the real _download, with a client command that fails like an unreachable registry
+    asset = dataclasses.replace(A.ASSETS["lfw_subset"], name="thing", package="fakepkg", version="9.9")
+    monkeypatch.setitem(A.ASSETS, "thing", asset)
+    cmd = [sys.executable, "-c", "import sys; sys.stderr.write('no registry reachable'); sys.exit(3)"]
+    monkeypatch.setattr(A, "client_command", lambda a, dest=".": cmd)
+    with pytest.raises(A.AssetFetchError) as err:
+        A.fetch("thing")
+    msg = str(err.value)
+    assert "'thing'" in msg and "fakepkg==9.9" in msg and "sys.exit(3)" in msg and "no registry reachable" in msg
+    assert cache_files(cache) == []
+
+
+def test_client_that_saves_wrong_file(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = dataclasses.replace(A.ASSETS["lfw_subset"], name="thing")
+    monkeypatch.setitem(A.ASSETS, "thing", asset)
+    cmd = [sys.executable, "-c", "open('other-1.0.whl', 'w').close()"]
+    monkeypatch.setattr(A, "client_command", lambda a, dest=".": cmd)
+    with pytest.raises(A.AssetFetchError, match="did not save"):
+        A.fetch("thing")
+    assert cache_files(cache) == []
+
+
+# --------------------------------------------------------------------------- #
+# asset_path / verify
+# --------------------------------------------------------------------------- #
+def test_missing_asset_message(fake) -> None:
+    fake("whl", name="my_model")
+    with pytest.raises(A.AssetMissingError) as err:
+        A.asset_path("my_model")
+    assert isinstance(err.value, FileNotFoundError)
+    assert "faceopt assets fetch my_model" in str(err.value)
+    assert A.verify() == {"my_model": "missing"}
+
+
+def test_corrupt_cached_file_detected(fake) -> None:
+    fake("tgz")
+    path = A.fetch("thing")
+    A.asset_path("thing")  # memoised as ok
+    path.write_bytes(PAYLOAD + b"tampered")
+    assert A.verify(["thing"]) == {"thing": "corrupt"}
+    with pytest.raises(A.AssetCorruptError) as err:
+        A.asset_path("thing")
+    assert str(path) in str(err.value) and "faceopt assets fetch thing" in str(err.value)
+    # fetch repairs a corrupt file
+    assert A.fetch("thing").read_bytes() == PAYLOAD
+    assert A.verify() == {"thing": "ok"}
+
+
+def test_unknown_name(fake) -> None:
+    fake("whl")
+    for fn in (A.asset_path, A.fetch):
+        with pytest.raises(A.UnknownAssetError, match="known assets: thing"):
+            fn("nope")
+    with pytest.raises(KeyError):
+        A.verify(["nope"])
+
+
+# --------------------------------------------------------------------------- #
+# Command line
+# --------------------------------------------------------------------------- #
+def test_cli_list_verify_fetch(fake, capsys: pytest.CaptureFixture[str]) -> None:
+    fake("deb-xz")
+    assert A.cli_main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "thing" in out and "fakepkg==1.0" in out and "CC0-1.0" in out and "no" in out
+
+    assert A.cli_main(["verify"]) == 0
+    assert "missing" in capsys.readouterr().out
+    assert A.cli_main(["verify", "--strict"]) == 1
+
+    assert A.cli_main(["fetch", "thing"]) == 0
+    assert A.cli_main(["verify", "--strict"]) == 0
+    assert A.cli_main(["path", "thing"]) == 0
+    assert capsys.readouterr().out.strip().endswith("model.bin")
+
+    A.cached_path("thing").write_bytes(b"bad")
+    assert A.cli_main(["verify"]) == 1
+    assert "corrupt" in capsys.readouterr().out
+    assert A.cli_main(["fetch", "--all"]) == 0
+    assert A.cli_main(["verify"]) == 0
+
+
+def test_cli_fetch_failure_exit_1(fake, capsys: pytest.CaptureFixture[str]) -> None:
+    fake("whl", sha256="1" * 64)
+    assert A.cli_main(["fetch", "thing"]) == 1
+    assert "FAILED" in capsys.readouterr().err
+
+
+def test_cli_unknown_names_exit_2(fake, capsys: pytest.CaptureFixture[str]) -> None:
+    fake("whl")
+    for argv in (["fetch", "nope"], ["verify", "nope"], ["path", "nope"], ["fetch"], ["bogus"]):
+        assert A.cli_main(argv) == 2, argv
+    err = capsys.readouterr().err
+    assert "nope" in err and "known assets: thing" in err
+
+
+# --------------------------------------------------------------------------- #
+# The real registry (no network)
+# --------------------------------------------------------------------------- #
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def test_real_registry_is_pinned() -> None:
+    assert {"vtest.avi", "blazeface_short_range", "lfw_subset", "face_recognition_models"} <= set(A.ASSETS)
+    by_archive: dict[str, str] = {}
+    for name, a in A.ASSETS.items():
+        assert a.name == name
+        assert HEX64.match(a.archive_sha256) and HEX64.match(a.sha256), name
+        assert a.licence.strip() and a.purpose.strip(), name
+        assert a.registry in ("pypi", "debian", "npm")
+        assert a.version and a.package
+        A._check_member_path(a.member)
+        ext = {"pypi": (".whl", ".tar.gz", ".zip"), "debian": (".deb",), "npm": (".tgz",)}[a.registry]
+        assert a.filename.endswith(ext), name
+        assert by_archive.setdefault(a.filename, a.archive_sha256) == a.archive_sha256, name
+
+
+def test_pip_command_flags() -> None:
+    cmd = A.client_command(A.ASSETS["blazeface_short_range"], "/tmp/x")
+    assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd
+    joined = " ".join(cmd)
+    assert "--platform manylinux_2_28_x86_64" in joined and "--python-version 3.11" in joined
+    assert "--abi cp311" in joined and cmd[-1] == "mediapipe==0.10.21"
+    sdist = A.client_command(A.ASSETS["face_recognition_models"])
+    assert "--no-binary" in sdist and "--only-binary=:all:" not in sdist
+    assert A.client_command(A.ASSETS["vtest.avi"]) == ["apt-get", "download", "opencv-doc=4.6.0+dfsg-12"]
+
+
+def test_asset_validation() -> None:
+    good = A.ASSETS["lfw_subset"]
+    with pytest.raises(ValueError):
+        dataclasses.replace(good, sha256="abc")
+    with pytest.raises(ValueError):
+        dataclasses.replace(good, registry="conda")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        dataclasses.replace(good, name="../x")
+
+
+def test_ar_reader_gnu_bsd_and_bad_magic(tmp_path: Path) -> None:
+    names = [("debian-binary", b"2.0\n"), ("x", b"abc")]
+    gnu = write_ar(tmp_path / "gnu.ar", names)
+    with open(gnu, "rb") as fh:
+        got = [(n, s) for n, _, s in A._ar_members(fh)]
+    assert got == [("debian-binary", 4), ("x", 3)]
+
+    bsd = tmp_path / "bsd.ar"
+    long_name = b"data.tar.gz\0"
+    body = long_name + b"hello"
+    header = f"{'#1/' + str(len(long_name)):<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}".encode() + b"`\n"
+    bsd.write_bytes(b"!<arch>\n" + header + body + b"\n")
+    with open(bsd, "rb") as fh:
+        [(name, offset, size)] = list(A._ar_members(fh))
+        fh.seek(offset)
+        assert (name, fh.read(size)) == ("data.tar.gz", b"hello")
+
+    bad = tmp_path / "bad.deb"
+    bad.write_bytes(b"PK\x03\x04 not an ar")
+    with pytest.raises(A.AssetFetchError, match="not an ar archive"):
+        A._extract_member(bad, "a/b", io.BytesIO())

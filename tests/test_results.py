@@ -1,0 +1,214 @@
+"""Tests of faceopt.results: recording claims' measurements and rendering the scorecard.
+
+Everything writes under tmp_path; the real book/results is never touched.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceopt import results as R
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_CLAIMS = REPO / "book" / "claims.yml"
+
+
+@pytest.fixture()
+def claims_path(tmp_path: Path) -> Path:
+    dst = tmp_path / "claims.yml"
+    shutil.copy(REAL_CLAIMS, dst)
+    return dst
+
+
+@pytest.fixture()
+def rdir(tmp_path: Path) -> Path:
+    return tmp_path / "results"
+
+
+@pytest.fixture(autouse=True)
+def _fixed_rev(monkeypatch):
+    monkeypatch.setenv("FACEOPT_GIT_REV", "abc1234")
+
+
+def _rec(claim_id, rdir, claims_path, **kw):
+    args = dict(chapter="ch3", scale="smoke", data="embedded synthetic faces",
+                measured={"acc": 0.9}, status="direction-reproduced")
+    args.update(kw)
+    return R.record(claim_id, results_dir=rdir, claims_path=claims_path, **args)
+
+
+def test_load_claims_real_file():
+    claims = R.load_claims(REAL_CLAIMS)
+    assert "T5-verification" in claims
+    c = claims["T4-cost"]
+    assert c.section == "margin_distillation"
+    assert c.thesis["resnet100"]["gflops"] == 24.2
+    assert claims["S1-lth-rewind"].thesis == {}
+    assert list(claims)[0] == "T1-fitnet"  # file order kept
+
+
+def test_load_claims_duplicate_and_missing(tmp_path):
+    dup = tmp_path / "dup.yml"
+    dup.write_text(
+        "a:\n  - {id: X1, source: s, statement: t, check: c}\n"
+        "b:\n  - {id: X1, source: s, statement: t, check: c}\n"
+    )
+    with pytest.raises(ValueError, match=r"dup\.yml.*duplicate claim id 'X1'"):
+        R.load_claims(dup)
+    missing = tmp_path / "missing.yml"
+    missing.write_text("a:\n  - {id: X1, source: s, check: c}\n")
+    with pytest.raises(ValueError, match=r"missing\.yml.*X1.*statement"):
+        R.load_claims(missing)
+
+
+def test_record_roundtrip_merge_and_replace(rdir, claims_path):
+    p = _rec("T5-verification", rdir, claims_path, measured={"lfw": {"md": 99.1, "arcface": 98.7}})
+    assert p == rdir / "ch3.smoke.json"
+    doc = json.loads(p.read_text())
+    assert doc["chapter"] == "ch3" and doc["scale"] == "smoke"
+    e = doc["claims"]["T5-verification"]
+    assert e["measured"] == {"lfw": {"md": 99.1, "arcface": 98.7}}
+    assert e["git_rev"] == "abc1234" and e["recorded_at"]
+
+    # another claim in the same file merges
+    _rec("T7-ablation", rdir, claims_path, status="reproduced", note="frozen centres best")
+    loaded = R.load_results(rdir)
+    assert {(x["claim_id"], x["chapter"], x["scale"]) for x in loaded} == {
+        ("T5-verification", "ch3", "smoke"), ("T7-ablation", "ch3", "smoke")}
+    t7 = next(x for x in loaded if x["claim_id"] == "T7-ablation")
+    assert t7["status"] == "reproduced" and t7["note"] == "frozen centres best"
+
+    # re-recording replaces the earlier entry, other entries survive
+    _rec("T5-verification", rdir, claims_path, measured={"lfw": {"md": 99.5}}, status="reproduced")
+    loaded = R.load_results(rdir)
+    assert len(loaded) == 2
+    t5 = next(x for x in loaded if x["claim_id"] == "T5-verification")
+    assert t5["measured"] == {"lfw": {"md": 99.5}} and t5["status"] == "reproduced"
+
+    # a different scale is a different file
+    _rec("T5-verification", rdir, claims_path, scale="full")
+    assert (rdir / "ch3.full.json").exists()
+    assert len(R.load_results(rdir)) == 3
+
+
+def test_unknown_claim_lists_close_matches(rdir, claims_path):
+    with pytest.raises(ValueError, match=r"unknown claim id 'T5-verifcation'.*T5-verification"):
+        _rec("T5-verifcation", rdir, claims_path)
+    with pytest.raises(ValueError, match=r"t3-map.*'T3-map'"):
+        _rec("t3-map", rdir, claims_path)
+    assert not rdir.exists() or not list(rdir.iterdir())
+
+
+@pytest.mark.parametrize(
+    "kw, pattern",
+    [
+        (dict(scale="medium"), r"scale 'medium'.*smoke, full"),
+        (dict(status="done"), r"status 'done'.*reproduced.*needs-real-data"),
+        (dict(status="pending"), r"pending"),
+        (dict(measured={"x": object()}), r"measured\['x'\].*object.*not JSON-serialisable"),
+        (dict(measured={"x": {1, 2}}), r"measured\['x'\].*set"),
+        (dict(measured={"x": float("nan")}), r"measured\['x'\].*nan"),
+        (dict(measured=[1, 2]), r"measured must be a dict"),
+        (dict(chapter="../evil"), r"chapter"),
+        (dict(data=""), r"data"),
+    ],
+)
+def test_bad_arguments(rdir, claims_path, kw, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        _rec("T3-map", rdir, claims_path, **kw)
+
+
+def test_numpy_values_converted(rdir, claims_path):
+    measured = {
+        "map": np.float32(0.5),
+        "n": np.int64(7),
+        "ok": np.bool_(True),
+        "curve": np.array([0.25, 0.5]),
+        "grid": {np.int64(5): np.float64(0.125)},
+    }
+    p = _rec("F24-grid", rdir, claims_path, measured=measured)
+    got = json.loads(p.read_text())["claims"]["F24-grid"]["measured"]
+    assert got == {"map": 0.5, "n": 7, "ok": True, "curve": [0.25, 0.5], "grid": {"5": 0.125}}
+    assert type(got["map"]) is float and type(got["n"]) is int
+
+
+def test_no_temp_files_left(rdir, claims_path):
+    _rec("T3-map", rdir, claims_path)
+    _rec("C6-time", rdir, claims_path)
+    assert sorted(p.name for p in rdir.iterdir()) == ["ch3.smoke.json"]
+
+
+def test_malformed_results_file(rdir, claims_path):
+    rdir.mkdir()
+    bad = rdir / "broken.full.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=r"broken\.full\.json.*delete or regenerate"):
+        R.load_results(rdir)
+    with pytest.raises(ValueError, match=r"broken\.full\.json"):
+        _rec("T3-map", rdir, claims_path, chapter="broken", scale="full")
+    bad.write_text('{"chapter": "x"}')
+    with pytest.raises(ValueError, match=r"broken\.full\.json.*delete or regenerate"):
+        R.load_results(rdir)
+
+
+def test_format_value():
+    assert R.format_value({"resnet100": {"gflops": 24.2, "ms": 401}, "m": 0.3333333}) == (
+        "resnet100.gflops=24.2; resnet100.ms=401; m=0.3333")
+    assert R.format_value({"fmr": 1.0e-6}) == "fmr=1e-06"
+    assert R.format_value({}) == ""
+    assert R.format_value(list(range(20))).endswith("(n=20)")
+
+
+def test_scorecard_table(rdir, claims_path):
+    _rec("T3-map", rdir, claims_path, measured={"map_amphibian": 0.61}, status="reproduced", scale="full")
+    claims = R.load_claims(claims_path)
+    rows = R.scorecard_table(claims, R.load_results(rdir))
+    assert [r["id"] for r in rows] == list(claims)
+    t3 = next(r for r in rows if r["id"] == "T3-map")
+    assert t3["full_status"] == "reproduced" and t3["full_measured"] == "map_amphibian=0.61"
+    assert t3["smoke_status"] == "pending" and t3["smoke_measured"] == ""
+    assert "map_ssd=0.326" in t3["thesis"]
+
+
+def test_render_scorecard(tmp_path, rdir, claims_path):
+    _rec("T3-map", rdir, claims_path, scale="full", measured={"map_amphibian": 0.6123456, "map_ssd": 0.3},
+         status="reproduced", note="a | b")
+    _rec("T3-map", rdir, claims_path, scale="smoke", measured={"map_amphibian": 0.2}, status="not-reproduced")
+    out = R.render_scorecard(tmp_path / "scorecard.md", results_dir=rdir, claims_path=REAL_CLAIMS)
+    text = out.read_text()
+    assert text.startswith("# Reproduction scorecard\n")
+    for cid in R.load_claims(REAL_CLAIMS):
+        assert f"`{cid}`" in text
+    lines = {ln.split("`")[1]: ln for ln in text.splitlines() if ln.startswith("| `")}
+    t3 = lines["T3-map"]
+    assert "map\\_amphibian=0.6123; map\\_ssd=0.3 | reproduced" in t3
+    assert "| not-reproduced |" in t3
+    assert "a \\| b" in t3
+    assert "pending" in lines["T4-cost"] and "reproduced" not in lines["T4-cost"]
+    # each table row has the same number of unescaped pipes as its header
+    rows = [ln for ln in text.splitlines() if ln.startswith("|")]
+    for ln in rows:
+        n = len(ln.replace("\\|", "").split("|"))
+        assert n in (5, 10), ln  # 3-column summary, 8-column claim tables
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_render_lists_orphan_results(tmp_path, rdir, claims_path):
+    _rec("T3-map", rdir, claims_path, scale="full")
+    doc = json.loads((rdir / "ch3.full.json").read_text())
+    doc["claims"]["OLD-claim"] = doc["claims"]["T3-map"]
+    (rdir / "ch3.full.json").write_text(json.dumps(doc))
+    text = R.render_scorecard(tmp_path / "s.md", results_dir=rdir, claims_path=claims_path).read_text()
+    assert "Results without a claim" in text and "`OLD-claim`" in text
+
+
+def test_cli_main(tmp_path, rdir, claims_path, capsys):
+    out = tmp_path / "page.md"
+    rc = R.cli_main(["scorecard", "--out", str(out), "--results-dir", str(rdir), "--claims", str(claims_path)])
+    assert rc == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert "`T1-fitnet`" in out.read_text()
