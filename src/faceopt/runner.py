@@ -207,8 +207,9 @@ def run_chapter(
 
     env_results = results_dir(scale, p)
     env_results.mkdir(parents=True, exist_ok=True)
-    old_env = os.environ.get("FACEOPT_RESULTS_DIR")
+    old_env = {k: os.environ.get(k) for k in ("FACEOPT_RESULTS_DIR", "FACEOPT_QUIET")}
     os.environ["FACEOPT_RESULTS_DIR"] = str(env_results)
+    os.environ["FACEOPT_QUIET"] = "1"  # a page is no place for progress bars; the runner reports progress
     nb = read_chapter(stem, p)
     work = Path(tempfile.mkdtemp(prefix=f"faceopt-{stem}-"))
     try:
@@ -246,10 +247,11 @@ def run_chapter(
         os.replace(tmp_target, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if old_env is None:
-            os.environ.pop("FACEOPT_RESULTS_DIR", None)
-        else:
-            os.environ["FACEOPT_RESULTS_DIR"] = old_env
+        for key, value in old_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     log(f"[{stem}] done in {wall:.1f} s -> {target}")
     return RunResult(stem, scale, target, wall)
 

@@ -1,0 +1,87 @@
+"""The book: chapters wired into the TOC, Colab cells, committed pages, scorecard, and a real build."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from faceopt import results
+from faceopt.book import build_book
+from faceopt.config import paths
+from faceopt.runner import list_chapters, read_chapter
+
+ROOT = paths().root
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = (ROOT / "_toc.yml").read_text()
+CHAPTERS = list(list_chapters())
+
+
+def test_chapters_exist():
+    assert CHAPTERS, "no chapters found in chapters/"
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_chapter_is_in_toc(stem):
+    assert f"book/chapters/{stem}" in TOC
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_first_code_cell_installs_only_in_colab(stem):
+    nb = read_chapter(stem)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert 'if "google.colab" in sys.modules:' in first.source
+    url = CONFIG["repository"]["url"]
+    assert f"faceopt @ git+{url}" in first.source, "the Colab install must point at _config.yml's repository"
+
+
+def test_colab_launch_buttons_configured():
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert CONFIG["execute"]["execute_notebooks"] == "off"
+
+
+def _injected_scale(nb) -> str:
+    cell = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    return re.search(r'scale = "(\w+)"', cell.source).group(1)
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_committed_page_is_full_scale_and_golden_is_smoke(stem):
+    page = nbformat.read(ROOT / "book" / "chapters" / f"{stem}.ipynb", as_version=4)
+    golden = nbformat.read(ROOT / "tests" / "golden" / f"{stem}.ipynb", as_version=4)
+    assert _injected_scale(page) == "full"
+    assert _injected_scale(golden) == "smoke"
+    assert "provenance" in page.cells[1].metadata.get("tags", [])
+    errors = [o for c in page.cells if c.cell_type == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors
+
+
+def test_claims_copy_keeps_every_shared_id():
+    shared = ROOT.parent / "shared" / "claims.yml"
+    if not shared.exists():
+        pytest.skip("shared/ is not beside this checkout")
+    ids = set(re.findall(r"^\s*- id: (\S+)", shared.read_text(), flags=re.M))
+    assert ids == set(results.load_claims())
+
+
+def test_committed_scorecard_is_current_and_complete(tmp_path):
+    fresh = results.render_scorecard(tmp_path / "scorecard.md", scales=("full",), results_dir=paths().book / "results")
+    committed = (ROOT / "book" / "scorecard.md").read_text()
+    assert fresh.read_text() == committed, "book/scorecard.md is stale: run `faceopt scorecard`"
+    for claim_id in results.load_claims():
+        assert f"`{claim_id}`" in committed
+
+
+@pytest.mark.slow
+def test_book_builds_from_committed_pages_without_warnings(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEOPT_BUILD_DIR", str(tmp_path))
+    index = build_book("full", run=False, log=lambda *_: None)
+    html = index.read_text()
+    assert index.exists() and "faceopt" in html
+    chapter_html = (index.parent / "book" / "chapters" / "01_pipeline_cost.html").read_text()
+    assert "GFLOPs" in chapter_html and "<img" in chapter_html  # the cost table and the plots
+    assert "colab.research.google.com" in chapter_html
+    scorecard_html = (index.parent / "book" / "scorecard.html").read_text()
+    assert "T4-cost" in scorecard_html

@@ -1,0 +1,46 @@
+"""The faceopt command: conventions and clear errors."""
+from __future__ import annotations
+
+import pytest
+
+from faceopt.cli import main
+
+
+def test_list_shows_chapters_and_parameters(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "01_pipeline_cost" in out and "scale='smoke'" in out
+
+
+def test_unknown_chapter_is_one_clear_error(capsys):
+    assert main(["run", "nope", "--scale", "smoke"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown chapter 'nope'" in err and "01_pipeline_cost" in err
+
+
+def test_unknown_parameter_is_one_clear_error(capsys):
+    assert main(["run", "pipeline_cost", "-p", "epochs=3"]) == 1
+    err = capsys.readouterr().err
+    assert "no parameter 'epochs'" in err and "allowed: data, device, scale, seed" in err
+
+
+def test_scale_cannot_be_set_as_parameter(capsys):
+    assert main(["run", "pipeline_cost", "-p", "scale=full"]) == 1
+    assert "--scale" in capsys.readouterr().err
+
+
+def test_unknown_scale_lists_choices(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "pipeline_cost", "--scale", "medium"])
+    assert exc.value.code == 2
+    assert "choose from 'smoke', 'full'" in capsys.readouterr().err
+
+
+def test_golden_needs_smoke(capsys):
+    assert main(["run", "pipeline_cost", "--scale", "full", "--golden"]) == 1
+    assert "--golden needs --scale smoke" in capsys.readouterr().err
+
+
+def test_assets_unknown_name(capsys):
+    assert main(["assets", "fetch", "no-such-asset"]) == 2
+    assert "vtest.avi" in capsys.readouterr().err
