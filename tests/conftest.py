@@ -5,4 +5,3 @@ import tempfile
 # Set before nbval starts kernels, which inherit the environment.
 os.environ.setdefault("FACEOPT_QUIET", "1")
 os.environ["FACEOPT_RESULTS_DIR"] = tempfile.mkdtemp(prefix="faceopt-test-results-")
-os.environ.setdefault("MPLBACKEND", "Agg")
