@@ -1,0 +1,1 @@
+"""Detection: AmphibianDetector, the pixel baseline and detection metrics."""
