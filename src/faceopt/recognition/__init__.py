@@ -1,0 +1,1 @@
+"""Face recognition: verification/identification metrics, margin losses and margin distillation."""
