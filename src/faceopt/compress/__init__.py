@@ -1,0 +1,1 @@
+"""Compression: pruning, quantisation, INT8 deployment (thesis chapter 1)."""

@@ -1,0 +1,1 @@
+"""Data: synthetic generators and loaders of real formats."""
