@@ -1,0 +1,49 @@
+"""Comparing two sets of runs (seeds) honestly: is A better than B beyond the seed noise?"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Mean of A minus mean of B, its standard error, and whether it clears ``k`` standard errors."""
+
+    mean_a: float
+    mean_b: float
+    diff: float
+    stderr: float
+    n_a: int
+    n_b: int
+    k: float = 2.0
+
+    @property
+    def significant(self) -> bool:
+        """A and B differ by more than k standard errors (with one run each: any difference, flagged n=1)."""
+        if self.stderr == 0.0:
+            return self.diff != 0.0
+        return abs(self.diff) > self.k * self.stderr
+
+    @property
+    def a_better(self) -> bool:
+        return self.diff > 0 and self.significant
+
+    def text(self, unit: str = "") -> str:
+        if min(self.n_a, self.n_b) < 2:
+            return (f"{self.mean_a:.4g}{unit} vs {self.mean_b:.4g}{unit}: difference {self.diff:+.3g}{unit} "
+                    "(a single run: the seed noise is not estimated)")
+        noise = "beyond" if self.significant else "within"
+        return (f"{self.mean_a:.4g}{unit} vs {self.mean_b:.4g}{unit}: difference {self.diff:+.3g}{unit} "
+                f"(standard error {self.stderr:.2g}, n={self.n_a}/{self.n_b}), {noise} the seed noise")
+
+
+def compare(a: Sequence[float], b: Sequence[float], k: float = 2.0) -> Comparison:
+    """Welch-style comparison of two samples: stderr = sqrt(var_a/n_a + var_b/n_b) (sample variances)."""
+    if not a or not b:
+        raise ValueError("compare needs at least one value on each side")
+    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+    var_a = sum((x - mean_a) ** 2 for x in a) / (len(a) - 1) if len(a) > 1 else 0.0
+    var_b = sum((x - mean_b) ** 2 for x in b) / (len(b) - 1) if len(b) > 1 else 0.0
+    stderr = math.sqrt(var_a / len(a) + var_b / len(b))
+    return Comparison(mean_a, mean_b, mean_a - mean_b, stderr, len(a), len(b), k)
