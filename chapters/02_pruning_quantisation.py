@@ -123,18 +123,17 @@ sweep["weights remaining"] = 1 - sweep["sparsity"]
 g = sns.relplot(data=sweep, x="weights remaining", y="accuracy", hue="criterion", col="scope", kind="line",
                 marker="o", height=3.6, aspect=1.2, errorbar="sd")
 g.set(xscale="log", ylim=(0, 1))
-for ax in g.axes.flat:
-    ax.invert_xaxis()
+g.axes.flat[0].invert_xaxis()  # the panels share the x axis: invert it once
 g.fig.suptitle("One-shot pruning of LeNet-300-100 on digits, then fine-tuning", y=1.04)
 plt.show()
 
 # %% [markdown]
-# Up to about 90% of the weights can go with almost no loss, whichever informed
-# score is used: this small network is heavily over-parameterised for the task, the
-# situation in which the thesis says pruning works best. Random pruning collapses
-# long before. Near the extreme end the scores part ways, and the global ranking,
-# which lets the large layers give up more weights than the small output layer,
-# holds on longer than the layer-wise one.
+# With a global ranking, about 90% of the weights can go with almost no loss,
+# whichever informed score is used: this small network is heavily
+# over-parameterised for the task, the situation in which the thesis says pruning
+# works best. Random pruning collapses long before. Near the extreme end the scores
+# part ways, and the global ranking, which lets the large layers give up more weights
+# than the small output layer, holds on longer than the layer-wise one.
 #
 # ### Once or in steps?
 #
@@ -311,7 +310,7 @@ calib_table
 # float network fine-tuned for exactly the same epochs at the same rate.
 
 # %%
-pq = pd.DataFrame(ex.ptq_vs_qat_fair(lenet300_100, train, test, seeds=seeds, bits_list=preset.quant_bits,
+pq = pd.DataFrame(ex.ptq_vs_qat_fair(lenet300_100, train, test, seeds=seeds, bits_list=preset.qat_bits,
                                      float_epochs=preset.dense_epochs, qat_epochs=preset.qat_epochs, lr=preset.lr))
 pq_table = pq.groupby("bits")[["float", "PTQ", "QAT"]].agg(["mean", "std"]).sort_index(ascending=False)
 pq_table
@@ -411,28 +410,33 @@ results.record("S1-quant-perchannel", chapter=CHAPTER, scale=scale, data=DATA + 
                note=f"per-channel better on {int((w['fine'] < w['coarse']).sum())}/{len(w)} weight tensors, "
                     f"asymmetric better on {int((a['fine'] < a['coarse']).sum())}/{len(a)} ReLU outputs")
 
-q8, q4 = pq[pq.bits == 8], pq[pq.bits == min(preset.quant_bits)]
+q8, q4, qlow = pq[pq.bits == 8], pq[pq.bits == 4], pq[pq.bits == min(preset.qat_bits)]
 cmp8, cmp4 = compare(list(q8["QAT"]), list(q8["PTQ"])), compare(list(q4["QAT"]), list(q4["PTQ"]))
+cmp_low = compare(list(qlow["QAT"]), list(qlow["PTQ"]))
 qat_ok = cmp8.diff >= -2 * max(cmp8.stderr, 1e-12) and cmp4.a_better
 results.record("S1-qat-vs-ptq", chapter=CHAPTER, scale=scale, data=DATA + "; LeNet-300-100",
-               measured={"bits8": {"QAT": cmp8.mean_a, "PTQ": cmp8.mean_b},
-                         f"bits{min(preset.quant_bits)}": {"QAT": cmp4.mean_a, "PTQ": cmp4.mean_b},
-                         "seeds": len(seeds)},
+               measured={f"bits{b}": {"QAT": float(pq[pq.bits == b]["QAT"].mean()),
+                                      "PTQ": float(pq[pq.bits == b]["PTQ"].mean())} for b in preset.qat_bits}
+               | {"seeds": len(seeds)},
                status="reproduced" if qat_ok else "not-reproduced",
-               note=f"same training budget; {min(preset.quant_bits)} bits: " + cmp4.text())
+               note=f"same training budget; judged at 4 bits: {cmp4.text()}; "
+                    f"at {min(preset.qat_bits)} bits: {cmp_low.text()}")
 
 if preset.int8_train_epochs:
-    best = int8[(int8.threads == max(preset.int8_threads)) & int8.error.isna()].sort_values("speedup").iloc[-1]
-    acc_drop = 100 * (best["acc_fp32"] - best["acc_int8"])
+    ort_ok = int8[(int8.threads == max(preset.int8_threads)) & int8.error.isna() & (int8.cos_mean >= 0.99)
+                  & int8.backend.str.startswith("ort")]
+    best = ort_ok.sort_values("speedup").iloc[-1]
+    acc_change = 100 * (best["acc_int8"] - best["acc_fp32"])
     results.record("T2-ssd-int8", chapter=CHAPTER, scale=scale,
                    data="MobileFaceNet-ReLU512 + linear head on digits at 112x112 (not SSD on COCO)",
                    measured={"config": best["config"], "acc_fp32": float(best["acc_fp32"]),
                              "acc_int8": float(best["acc_int8"]), "fp32_ms": float(best["fp32_ms"]),
                              "int8_ms": float(best["int8_ms"]), "speedup": float(best["speedup"]),
                              "cos_mean": float(best["cos_mean"])},
-                   status="reproduced" if acc_drop <= 1.0 and best["speedup"] > 1.0 else "not-reproduced",
-                   note=f"fastest configuration; accuracy change {-acc_drop:+.1f} points, "
-                        f"{best['speedup']:.2f}x faster at batch 1, {max(preset.int8_threads)} threads")
+                   status="reproduced" if acc_change >= -1.0 and best["speedup"] > 1.0 else "not-reproduced",
+                   note=f"fastest onnxruntime configuration with cosine >= 0.99 to FP32: accuracy change "
+                        f"{acc_change + 0.0:+.1f} points, {best['speedup']:.2f}x faster than onnxruntime FP32 at batch 1, "
+                        f"{max(preset.int8_threads)} threads")
 pd.DataFrame([r for r in results.load_results() if r["chapter"] == CHAPTER and r["scale"] == scale])[
     ["claim_id", "status", "note"]]
 
@@ -442,7 +446,11 @@ pd.DataFrame([r for r in results.load_results() if r["chapter"] == CHAPTER and r
 # * Pruning works as the survey describes on an over-parameterised network: an
 #   informed score removes nine weights in ten at almost no cost, random removal does
 #   not. On this small problem the choice between magnitude, OBD and gradient matters
-#   only near the extreme.
+#   only near the extreme, where plain magnitude holds best.
+# * The rule that iterative pruning beats one-shot pruning did **not** show here: at
+#   98% sparsity and an equal fine-tuning budget the two agree within the seed noise.
+#   Eight-by-eight digits are an easy task for the 2% of LeNet-300-100 that remains;
+#   the rule is about harder problems, where the survivors must adapt more.
 # * The lottery-ticket effect is visible even at this scale: the surviving
 #   weights' starting values matter, and rewinding them to an early step keeps the
 #   accuracy while a random restart does not.
@@ -452,6 +460,11 @@ pd.DataFrame([r for r in results.load_results() if r["chapter"] == CHAPTER and r
 # * Per-channel weight ranges and asymmetric activation ranges cut the quantisation
 #   error several times over, which is why they are the defaults of every INT8
 #   toolchain.
+# * Quantisation-aware training has nothing to recover at 8 bits, and at 4 bits
+#   post-training quantisation of this network loses so little that the difference
+#   stays within the seed noise, so the claim as stated (QAT better at 4 bits) is not
+#   reproduced here. The survey's point does show lower down: at 2 bits QAT keeps
+#   several points that PTQ loses, well beyond the noise.
 # * Whether INT8 is faster is a property of the kernels, not of the idea: on this
 #   AVX2 CPU the ReLU student speeds up once the weights use 7 bits, while the PReLU
 #   variant and dynamic quantisation do not speed up at all.

@@ -48,6 +48,7 @@ class CompressPreset:
     latency_warmup: int
     structured_ratio: float
     quant_bits: tuple[int, ...]
+    qat_bits: tuple[int, ...]
     qat_epochs: int
     int8_repeats: int
     int8_warmup: int
@@ -65,7 +66,7 @@ PRESETS: dict[str, CompressPreset] = {
         criteria=("magnitude", "obd", "gradient", "random"), iterative_target=0.98, iterative_rounds=3,
         lth_rounds=8, lth_epochs=5, rewind_step=20, collapse_sparsities=(0.9, 0.99, 0.999),
         synflow_iterations=20, latency_repeats=5, latency_warmup=2, structured_ratio=0.5,
-        quant_bits=(8, 6, 4), qat_epochs=3, int8_repeats=5, int8_warmup=2, int8_calib=16, int8_eval=16,
+        quant_bits=(8, 6, 4), qat_bits=(8, 4, 2), qat_epochs=3, int8_repeats=5, int8_warmup=2, int8_calib=16, int8_eval=16,
         int8_train_epochs=0, int8_configs=("ort static QDQ U8S8 (plain)", "ort static QDQ U8S8 reduce_range"),
         int8_threads=(2,), int8_batches=(1,),
     ),
@@ -74,7 +75,7 @@ PRESETS: dict[str, CompressPreset] = {
         sparsities=(0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99), criteria=("magnitude", "obd", "gradient", "random"),
         iterative_target=0.98, iterative_rounds=5, lth_rounds=12, lth_epochs=10, rewind_step=20,
         collapse_sparsities=(0.9, 0.97, 0.99, 0.997, 0.999), synflow_iterations=100, latency_repeats=30,
-        latency_warmup=5, structured_ratio=0.5, quant_bits=(8, 6, 4), qat_epochs=5,
+        latency_warmup=5, structured_ratio=0.5, quant_bits=(8, 6, 4), qat_bits=(8, 6, 4, 3, 2), qat_epochs=5,
         int8_repeats=40, int8_warmup=8, int8_calib=64, int8_eval=128, int8_train_epochs=2,
         int8_configs=("ort dynamic (ConvInteger)", "ort static QDQ U8S8 (plain)", "ort static QDQ U8U8",
                       "ort static QDQ U8S8 reduce_range", "ort static QOperator U8S8 reduce_range",
