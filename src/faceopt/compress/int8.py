@@ -205,12 +205,7 @@ def quantize_onnx_static(
                                  (calibrate_method, methods, "calibrate_method")):
         if value not in allowed:
             raise ValueError(f"{what} must be one of {sorted(allowed)}, got {value!r}")
-    fp32_path, int8_path = Path(fp32_path), _atomic_target(int8_path)
-    if not fp32_path.is_file():
-        raise FileNotFoundError(fp32_path)
-    with tempfile.TemporaryDirectory(dir=int8_path.parent, prefix=".int8-") as tmp:
-        src = _preprocess(fp32_path, Path(tmp) / "pre.onnx") if preprocess else fp32_path
-        out = Path(tmp) / "int8.onnx"
+    with _quantised_output(fp32_path, int8_path, preprocess) as (src, out):
         calib.rewind()
         with _quiet_root_logger():
             quantize_static(
@@ -224,8 +219,7 @@ def quantize_onnx_static(
                 nodes_to_exclude=_nodes_of_types(src, exclude_op_types),
                 extra_options=dict(extra_options or {}),
             )
-        os.replace(out, int8_path)
-    return int8_path
+    return Path(int8_path)
 
 
 def quantize_onnx_dynamic(fp32_path: Path, int8_path: Path, *, per_channel: bool = False,
@@ -243,17 +237,24 @@ def quantize_onnx_dynamic(fp32_path: Path, int8_path: Path, *, per_channel: bool
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     if weight_type not in types:
         raise ValueError(f"weight_type must be one of {sorted(types)}, got {weight_type!r}")
+    with _quantised_output(fp32_path, int8_path, preprocess) as (src, out), _quiet_root_logger():
+        quantize_dynamic(str(src), str(out), per_channel=per_channel, weight_type=types[weight_type],
+                         op_types_to_quantize=list(op_types) if op_types else None)
+    return Path(int8_path)
+
+
+@contextlib.contextmanager
+def _quantised_output(fp32_path: Path, int8_path: Path, preprocess: bool):
+    """Yield (source model, temporary output) inside a scratch folder beside ``int8_path``;
+    the output replaces ``int8_path`` only if the quantiser finished, so a failure leaves nothing."""
     fp32_path, int8_path = Path(fp32_path), _atomic_target(int8_path)
     if not fp32_path.is_file():
         raise FileNotFoundError(fp32_path)
     with tempfile.TemporaryDirectory(dir=int8_path.parent, prefix=".int8-") as tmp:
         src = _preprocess(fp32_path, Path(tmp) / "pre.onnx") if preprocess else fp32_path
         out = Path(tmp) / "int8.onnx"
-        with _quiet_root_logger():
-            quantize_dynamic(str(src), str(out), per_channel=per_channel, weight_type=types[weight_type],
-                             op_types_to_quantize=list(op_types) if op_types else None)
+        yield src, out
         os.replace(out, int8_path)
-    return int8_path
 
 
 @contextlib.contextmanager
