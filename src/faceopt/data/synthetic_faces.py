@@ -228,29 +228,28 @@ def _draw_template(t: dict[str, Any], age: float, size: int) -> tuple[NDArray[np
     mm = np.where(sel, m, 1.0).astype(np.float32)[..., None]
     img[..., :3] = np.clip(img[..., :3] * mm, 0, 255).astype(np.uint8)
     # hair on top: inside an enlarged head outline, above a hairline curve
-    if True:
-        big = (contour - [cx, cy]) * [1.06, 1.05] + [cx, cy - 0.012 - t["volume"] * 0.5]
-        hm = np.zeros((D, D), np.uint8)
-        cv2.fillPoly(hm, [_p(big, D)], 255, lt, _SH)
-        top = cv2.ellipse(np.zeros((D, D), np.uint8), _c(cx, cy - hh * 0.75, D),
-                          (_r(hw * 0.95, D), _r(hh * 0.25 + t["volume"], D)), 0, 0, 360, 255, -1, lt, _SH)
-        hm = np.maximum(hm, top)
-        hl = hh * (t["hairline"] + 0.3 * age * t["recede"]) if not t["bald"] else hh * 1.25
-        dx = np.clip(X, -1.5, 1.5)
-        yl = cy - hl + hh * 0.45 * dx * dx
-        if t["fringe"] == 1:
-            yl = yl + hh * 0.18 * (t["part"] * dx + 1) * 0.5
-        elif t["fringe"] == 2:
-            yl = yl + hh * 0.12 * np.exp(-(dx / 0.18) ** 2)
-        if t["bald"]:  # a fringe of hair at the sides only
-            yl = np.where(np.abs(dx) > 0.85, cy - hh * 0.05, yl)
-        yy = np.broadcast_to(g[:, None], (D, D))
-        hm = (hm.astype(np.float32) / 255) * np.clip((yl - yy) * D / 1.5 + 0.5, 0, 1)
-        strands = 1 + 0.06 * np.sin(X * 55 + 4 * Y) - 0.1 * Y
-        hc = np.clip(hair[None, None, :] * strands[..., None], 0, 255).astype(np.float32)
-        a = hm[..., None]
-        img[..., :3] = (img[..., :3] * (1 - a) + hc * a).astype(np.uint8)
-        img[..., 3] = np.maximum(img[..., 3], (a[..., 0] * 255).astype(np.uint8))
+    big = (contour - [cx, cy]) * [1.06, 1.05] + [cx, cy - 0.012 - t["volume"] * 0.5]
+    hm = np.zeros((D, D), np.uint8)
+    cv2.fillPoly(hm, [_p(big, D)], 255, lt, _SH)
+    top = cv2.ellipse(np.zeros((D, D), np.uint8), _c(cx, cy - hh * 0.75, D),
+                      (_r(hw * 0.95, D), _r(hh * 0.25 + t["volume"], D)), 0, 0, 360, 255, -1, lt, _SH)
+    hm = np.maximum(hm, top)
+    hl = hh * (t["hairline"] + 0.3 * age * t["recede"]) if not t["bald"] else hh * 1.25
+    dx = np.clip(X, -1.5, 1.5)
+    yl = cy - hl + hh * 0.45 * dx * dx
+    if t["fringe"] == 1:
+        yl = yl + hh * 0.18 * (t["part"] * dx + 1) * 0.5
+    elif t["fringe"] == 2:
+        yl = yl + hh * 0.12 * np.exp(-(dx / 0.18) ** 2)
+    if t["bald"]:  # a fringe of hair at the sides only
+        yl = np.where(np.abs(dx) > 0.85, cy - hh * 0.05, yl)
+    yy = np.broadcast_to(g[:, None], (D, D))
+    hm = (hm.astype(np.float32) / 255) * np.clip((yl - yy) * D / 1.5 + 0.5, 0, 1)
+    strands = 1 + 0.06 * np.sin(X * 55 + 4 * Y) - 0.1 * Y
+    hc = np.clip(hair[None, None, :] * strands[..., None], 0, 255).astype(np.float32)
+    a = hm[..., None]
+    img[..., :3] = (img[..., :3] * (1 - a) + hc * a).astype(np.uint8)
+    img[..., 3] = np.maximum(img[..., 3], (a[..., 0] * 255).astype(np.uint8))
     # eyebrows
     for sgn in (-1, 1):
         ex = cx + sgn * t["eye_dx"]
@@ -302,53 +301,71 @@ def _draw_template(t: dict[str, Any], age: float, size: int) -> tuple[NDArray[np
         i, j = min(size - 1, int(y * size)), min(size - 1, int(x * size))
         return out[i, j, :3].astype(np.float64)
     geo = {"lid": [at(cx + sgn * t["eye_dx"], t["eye_y"]) for sgn in (-1, 1)],
-           "contour": contour, "age": age, "hair": hair}
+           "contour": contour, "age": age, "hair": hair,
+           "lipcol": _col(t["lip"]), "lipline": _col(t["lip"] * 0.5)}
+    geo["eyes"] = _eye_consts(t, geo, size)
     return out, geo
+
+
+def _eye_consts(t: dict[str, Any], geo: dict[str, Any], S: int) -> list[tuple[Any, ...]]:
+    ew, eh = t["eye_w"], t["eye_h"]
+    ir = t["iris_r"] * eh * 1.25
+    band = ir + eh
+    out = []
+    for k, sgn in enumerate((-1, 1)):
+        ex, ey = t["cx"] + sgn * t["eye_dx"], t["eye_y"]
+        out.append((ex, ey, -sgn * t["eye_tilt"], _c(ex, ey, S), (_r(ew, S), _r(eh, S)), _r(ir, S),
+                    _r(ir * 0.45, S), _col(t["iris"]), _col(geo["lid"][k]), _col(geo["lid"][k] * 0.35),
+                    max(1, int(round(band * S)))))
+    return out
+
+
+_MS = np.linspace(-1, 1, 9)
+_MS2 = 1 - _MS * _MS
+_TAPER = np.sqrt(_MS2)
 
 
 def _eyes_mouth(img: NDArray[np.uint8], t: dict[str, Any], geo: dict[str, Any], S: int,
                 smile: float, open_: float, close: float, gaze: tuple[float, float]) -> None:
     lt = cv2.LINE_AA
-    cx = t["cx"]
     ew, eh = t["eye_w"], t["eye_h"]
     h_open = max(eh * (1 - close), 0.0)
     ir = t["iris_r"] * eh * 1.25
-    for k, sgn in enumerate((-1, 1)):
-        ex, ey = cx + sgn * t["eye_dx"], t["eye_y"]
-        tilt = -sgn * t["eye_tilt"]
-        c = _c(ex, ey, S)
-        cv2.ellipse(img, c, (_r(ew, S), _r(eh, S)), tilt, 0, 360, (235, 238, 240, 255), -1, lt, _SH)
+    band = ir + eh
+    lidw = max(1, S // 80)
+    for ex, ey, tilt, c, axes, irr, pr, icol, lcol, dcol, bw in geo["eyes"]:
+        cv2.ellipse(img, c, axes, tilt, 0, 360, (235, 238, 240, 255), -1, lt, _SH)
         ic = _c(ex + gaze[0] * ew * 0.45, ey + gaze[1] * eh * 0.3, S)
-        cv2.circle(img, ic, _r(ir, S), _col(t["iris"]), -1, lt, _SH)
-        cv2.circle(img, ic, _r(ir * 0.45, S), (15, 15, 15, 255), -1, lt, _SH)
+        cv2.circle(img, ic, irr, icol, -1, lt, _SH)
+        cv2.circle(img, ic, pr, (15, 15, 15, 255), -1, lt, _SH)
         # lids: a skin annulus outside the visible opening covers white and iris there
-        band = ir + eh
-        cv2.ellipse(img, _c(ex, ey + (eh - h_open) * 0.5, S),
-                    (_r(ew + band * 0.5, S), _r(h_open * 0.5 + eh * 0.5 + band * 0.5, S)),
-                    tilt, 0, 360, _col(geo["lid"][k]), max(1, int(round(band * S))), lt, _SH)
-        cv2.ellipse(img, _c(ex, ey + (eh - h_open) * 0.5, S), (_r(ew, S), _r(h_open * 0.5 + eh * 0.5, S)),
-                    tilt, 180, 360, _col(geo["lid"][k] * 0.35), max(1, S // 80), lt, _SH)
+        lc = _c(ex, ey + (eh - h_open) * 0.5, S)
+        vy = h_open * 0.5 + eh * 0.5
+        cv2.ellipse(img, lc, (_r(ew + band * 0.5, S), _r(vy + band * 0.5, S)), tilt, 0, 360, lcol, bw, lt, _SH)
+        cv2.ellipse(img, lc, (_r(ew, S), _r(vy, S)), tilt, 180, 360, dcol, lidw, lt, _SH)
     my, mw = t["mouth_y"], t["mouth_w"]
-    s = np.linspace(-1, 1, 11)
-    xs = cx + mw * s
-    lift = smile * 0.022 * s * s
-    gap = open_ * 0.035 * (1 - s * s)
-    yiu = my - lift - 0.25 * gap
-    yil = my - lift + gap
-    taper = np.sqrt(1 - s * s)
-    you = yiu - t["lip_u"] * taper - 0.002
-    yol = yil + t["lip_l"] * taper
-    lip = np.concatenate([np.stack([xs, you], 1), np.stack([xs, yol], 1)[::-1]])
-    cv2.fillPoly(img, [_p(lip, S)], _col(t["lip"]), lt, _SH)
+    xs = t["cx"] + mw * _MS
+    yb = my - smile * 0.022 * (1 - _MS2)
+    gap = open_ * 0.035 * _MS2
+    yiu = yb - 0.25 * gap
+    yil = yb + gap
+    q = S * _F
+    X = xs * q
+    lip = np.empty((18, 2))
+    lip[:9, 0], lip[9:, 0] = X, X[::-1]
+    lip[:9, 1] = (yiu - t["lip_u"] * _TAPER - 0.002) * q
+    lip[9:, 1] = ((yil + t["lip_l"] * _TAPER) * q)[::-1]
+    cv2.fillPoly(img, [lip.astype(np.int32)], geo["lipcol"], lt, _SH)
     if open_ > 0.08:
-        inner = np.concatenate([np.stack([xs, yiu], 1), np.stack([xs, yil], 1)[::-1]])
-        cv2.fillPoly(img, [_p(inner, S)], (40, 30, 60, 255), lt, _SH)
+        lip[:9, 1] = yiu * q
+        lip[9:, 1] = (yil * q)[::-1]
+        cv2.fillPoly(img, [lip.astype(np.int32)], (40, 30, 60, 255), lt, _SH)
         teeth = np.concatenate([np.stack([xs[2:-2], yiu[2:-2]], 1),
                                 np.stack([xs[2:-2], yiu[2:-2] + 0.35 * gap[2:-2]], 1)[::-1]])
         cv2.fillPoly(img, [_p(teeth, S)], (225, 230, 235, 255), lt, _SH)
     else:
-        cv2.polylines(img, [_p(np.stack([xs, yiu], 1), S)], False, _col(t["lip"] * 0.5),
-                      max(1, S // 100), lt, _SH)
+        lip[:9, 1] = yiu * q
+        cv2.polylines(img, [lip[:9].astype(np.int32)], False, geo["lipline"], max(1, S // 100), lt, _SH)
 
 
 def _occlude(img: NDArray[np.uint8], t: dict[str, Any], geo: dict[str, Any], S: int,
@@ -419,7 +436,7 @@ class SyntheticFaces(Dataset):
         self._banks: tuple[NDArray[np.uint8], NDArray[np.float32]] | None = None
         self._grey = np.full((int(size), int(size), 3), 128, np.uint8)
         S = self.size
-        n = max(9, S // 4 + 1)
+        n = max(9, S // 8 + 1)
         gc = ((np.arange(n, dtype=np.float32) + 0.5) * S / n - 0.5) - (S - 1) / 2
         self._cgx, self._cgy = np.meshgrid(gc, gc)
         g = (np.arange(S, dtype=np.float32) - (S - 1) / 2) / (S / 2)
@@ -654,7 +671,7 @@ def _jpeg(img: NDArray[np.uint8], q: int) -> NDArray[np.uint8]:
 
 def to_tensor(bgr: NDArray[np.uint8]) -> torch.Tensor:
     """uint8 BGR ``[B, H, W, 3]`` -> float32 RGB ``[B, 3, H, W]`` in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1])).permute(0, 3, 1, 2)
+    x = torch.from_numpy(np.ascontiguousarray(bgr)).permute(0, 3, 1, 2)[:, [2, 1, 0]]
     return x.float().sub_(127.5).div_(127.5)
 
 
