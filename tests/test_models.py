@@ -145,7 +145,7 @@ def test_bad_option_values_are_rejected() -> None:
 
 
 def test_model_options() -> None:
-    assert model_options("iresnet50") == ("num_features", "dropout")
+    assert model_options("iresnet50") == ("num_features", "dropout", "width", "input_size")
     assert "width_mult" in model_options("mobilenetv2")
 
 
@@ -180,3 +180,17 @@ def test_profile_helpers_are_consistent() -> None:
     assert size_on_disk_mb(model, unit=MB) == pytest.approx(size_on_disk_mb(model) * MIB / MB)
     frozen = sum(p.numel() for p in built("iresnet18").parameters() if not p.requires_grad)
     assert frozen == 512
+
+
+def test_iresnet_reduced_width_and_input_size():
+    import torch
+
+    from faceopt.models import get_model
+    from faceopt.models.iresnet import _final_side
+
+    assert [_final_side(n) for n in (112, 56, 32)] == [7, 4, 2]
+    small = get_model("iresnet18", width=0.25, input_size=32, num_features=128).eval()
+    assert small.fc.in_features == 128 * 2 * 2
+    assert small(torch.zeros(2, 3, 32, 32)).shape == (2, 128)
+    # defaults unchanged: the insightface layout
+    assert get_model("iresnet18").fc.in_features == 512 * 7 * 7

@@ -51,33 +51,48 @@ class IBasicBlock(nn.Module):
         return out + identity
 
 
-class IResNet(nn.Module):
-    """iResNet backbone returning a ``num_features``-d embedding for 112x112 faces."""
+def _final_side(side: int) -> int:
+    """Spatial side after the four stride-2 3x3 convolutions (padding 1): 112 -> 7, 56 -> 4, 32 -> 2."""
+    for _ in range(4):
+        side = (side - 1) // 2 + 1
+    return side
 
-    fc_scale = 7 * 7
+
+class IResNet(nn.Module):
+    """iResNet backbone returning a ``num_features``-d embedding (112x112 faces by default).
+
+    ``width`` scales the channels of every stage (insightface: 1.0) and ``input_size``
+    sizes the final fully connected layer, so that reduced teachers for CPU-sized
+    experiments keep the architecture's shape.
+    """
 
     def __init__(
         self,
         layers: tuple[int, int, int, int],
         num_features: int = 512,
         dropout: float = 0.0,
+        width: float = 1.0,
+        input_size: int = 112,
     ) -> None:
         super().__init__()
-        self.conv1 = _conv3x3(3, 64)
-        self.bn1 = nn.BatchNorm2d(64, eps=1e-5)
-        self.prelu = nn.PReLU(64)
-        widths = (64, 128, 256, 512)
+        if width <= 0 or input_size < 16:
+            raise ValueError(f"width must be > 0 and input_size >= 16, got {width}, {input_size}")
+        widths = tuple(max(8, int(round(c * width))) for c in (64, 128, 256, 512))
+        self.fc_scale = _final_side(input_size) ** 2
+        self.conv1 = _conv3x3(3, widths[0])
+        self.bn1 = nn.BatchNorm2d(widths[0], eps=1e-5)
+        self.prelu = nn.PReLU(widths[0])
         stages: list[nn.Module] = []
-        cin = 64
+        cin = widths[0]
         for width, n in zip(widths, layers):
             blocks = [IBasicBlock(cin, width, stride=2)]
             blocks += [IBasicBlock(width, width) for _ in range(n - 1)]
             stages.append(nn.Sequential(*blocks))
             cin = width
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.bn2 = nn.BatchNorm2d(512, eps=1e-5)
+        self.bn2 = nn.BatchNorm2d(widths[3], eps=1e-5)
         self.dropout = nn.Dropout(p=dropout)
-        self.fc = nn.Linear(512 * self.fc_scale, num_features)
+        self.fc = nn.Linear(widths[3] * self.fc_scale, num_features)
         self.features = nn.BatchNorm1d(num_features, eps=1e-5)
         self._init_weights()
 
@@ -98,8 +113,9 @@ class IResNet(nn.Module):
         return self.features(self.fc(x))
 
 
-def iresnet(depth: int = 100, num_features: int = 512, dropout: float = 0.0) -> IResNet:
-    """iResNet of the given depth (18, 34, 50 or 100)."""
+def iresnet(depth: int = 100, num_features: int = 512, dropout: float = 0.0, width: float = 1.0,
+            input_size: int = 112) -> IResNet:
+    """iResNet of the given depth (18, 34, 50 or 100), optionally narrower or for smaller inputs."""
     if depth not in LAYERS:
         raise ValueError(f"depth must be one of {sorted(LAYERS)}, got {depth!r}")
-    return IResNet(LAYERS[depth], num_features=num_features, dropout=dropout)
+    return IResNet(LAYERS[depth], num_features=num_features, dropout=dropout, width=width, input_size=input_size)
