@@ -6,11 +6,16 @@ STAMP   = $(VENV)/.faceopt-installed
 SCALE  ?= smoke
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: help venv book book-full test unit nbval golden pages clean
+# The registry assets the tests compare against (a pedestrian video, BlazeFace and pose
+# detectors, LFW crops). Without a registry the tests that need them are skipped.
+TEST_ASSETS = vtest.avi blazeface_short_range blazepose_detection lfw_subset
+
+.PHONY: help venv assets book book-full test unit nbval golden pages clean
 
 help:
 	@echo "make book       run every chapter at smoke scale and build the HTML book (the main job)"
-	@echo "make test       unit tests, nbval on the golden smoke notebooks, and a book build check"
+	@echo "make test       fetch test assets, unit tests, nbval on the golden smoke notebooks, a book build check"
+	@echo "make assets     fetch the registry assets the tests and chapters use into data/cache"
 	@echo "make golden     re-run the chapters at smoke scale and update tests/golden"
 	@echo "make pages      re-run the chapters at full scale: the book's committed pages"
 	@echo "make book-full  build the HTML book from the committed full-scale pages"
@@ -24,6 +29,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
+assets: venv
+	@$(BIN)/faceopt assets fetch $(TEST_ASSETS) \
+	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && $(BIN)/faceopt assets fetch $(TEST_ASSETS); } \
+	  || echo "warning: some assets could not be fetched; the tests that need them will be skipped"
+
 book: venv
 	$(BIN)/faceopt book --scale smoke
 
@@ -36,7 +46,7 @@ pages: venv
 golden: venv
 	$(BIN)/faceopt run --scale smoke --golden
 
-test: venv
+test: venv assets
 	$(BIN)/python -m pytest tests --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 clean:
