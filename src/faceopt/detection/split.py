@@ -1,0 +1,64 @@
+"""Split-detector adapters: a registry detector as an AmphibianDetector backbone.
+
+``run_until`` computes only the first ``m`` stages; ``run_from`` computes the rest, so
+an early exit saves exactly the stages after ``m`` and the heads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import blazeface as bf
+
+
+@dataclass
+class StageState:
+    """Outputs of the stages run so far; ``features`` is the last one, [1, C, H, W]."""
+
+    outputs: list[torch.Tensor]
+
+    @property
+    def features(self) -> torch.Tensor:
+        return self.outputs[-1]
+
+
+class BlazeFaceSplit:
+    """BlazeFace (17 stages) as a :class:`~faceopt.detection.amphibian.SplitDetector`.
+
+    Layer ``m`` means "after stage m" (1 = the stem, 17 = the whole backbone); boxes
+    are returned in frame pixels and, for the motion filter, normalised to the
+    128x128 network input (letterbox included), the grid the feature maps cover.
+    """
+
+    def __init__(self, net: bf.BlazeFace | None = None, *, score_threshold: float = 0.5) -> None:
+        self.net = (net or bf.BlazeFace.from_tflite()).eval()
+        self.score_threshold = score_threshold
+
+    @property
+    def num_layers(self) -> int:
+        return self.net.num_layers
+
+    def prepare(self, frame_bgr: np.ndarray) -> tuple[torch.Tensor, bf.Letterbox]:
+        return bf.preprocess(frame_bgr, color="bgr")
+
+    def run_until(self, x: torch.Tensor, layer: int) -> StageState:
+        return StageState(self.net.features(x, upto=layer))
+
+    def run_from(self, state: StageState, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = list(state.outputs)
+        x = outputs[-1]
+        for stage in self.net.stages[layer:]:
+            x = stage(x)
+            outputs.append(x)
+        return self.net.head(outputs)
+
+    def decode(self, raw: tuple[torch.Tensor, torch.Tensor], geometry: bf.Letterbox
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        reg, cls = raw
+        boxes_px, scores, _ = bf.postprocess(reg[0], cls[0], self.net.anchors, None,
+                                             score_threshold=self.score_threshold)
+        normalised = boxes_px / bf.INPUT_SIZE
+        in_frame = geometry.to_image(normalised.reshape(-1, 2, 2)).reshape(-1, 4)
+        return in_frame, scores, normalised.astype(np.float32)
