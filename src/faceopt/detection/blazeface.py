@@ -472,37 +472,42 @@ def _check_image(image: np.ndarray, color: str) -> None:
         raise ValueError(f"pass a uint8 HxWx3 image, got shape {image.shape}")
 
 
-def preprocess(image: np.ndarray, color: str = "bgr") -> tuple[torch.Tensor, Letterbox]:
+def preprocess(image: np.ndarray, color: str = "bgr", *, size: int = INPUT_SIZE) -> tuple[torch.Tensor, Letterbox]:
     """MediaPipe ``ImageToTensorCalculator`` for this model: letterbox to 128x128, RGB, ``[-1, 1]``.
 
     Returns ``[1, 3, 128, 128]`` float32 and the :class:`Letterbox` to map
-    detections back.
+    detections back.  ``size`` gives another square input (224 for the pose
+    detector of :mod:`faceopt.detection.blazepose`, same calculator options).
     """
     _check_image(image, color)
     h, w = image.shape[:2]
     rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color == "bgr" else image
     side = float(max(w, h))
     ox, oy = (side - w) / 2.0, (side - h) / 2.0
-    s = INPUT_SIZE / side
+    s = size / side
     # ROI corner (-ox, -oy) -> (0, 0), corner (side - ox, side - oy) -> (128, 128).
     m = np.array([[s, 0.0, s * ox], [0.0, s, s * oy]], dtype=np.float64)
-    warped = cv2.warpAffine(np.ascontiguousarray(rgb), m, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR,
+    warped = cv2.warpAffine(np.ascontiguousarray(rgb), m, (size, size), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     x = warped.astype(np.float32) / 127.5 - 1.0
     tensor = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
     return tensor, Letterbox(w, h, side, ox, oy)
 
 
-def decode(raw_regressors: torch.Tensor, anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Regressors ``[N, 16]`` -> boxes ``[N, 4]`` (x1, y1, x2, y2) and keypoints ``[N, 6, 2]``, normalised to the tensor."""
-    scale = float(INPUT_SIZE)
+def decode(raw_regressors: torch.Tensor, anchors: torch.Tensor, *, input_size: int = INPUT_SIZE,
+           num_keypoints: int = NUM_KEYPOINTS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Regressors ``[N, 16]`` -> boxes ``[N, 4]`` (x1, y1, x2, y2) and keypoints ``[N, 6, 2]``, normalised to the tensor.
+
+    ``input_size`` (the ``x/y/w/h_scale``) and ``num_keypoints`` default to BlazeFace's 128 and 6.
+    """
+    scale = float(input_size)
     a_xy, a_wh = anchors[:, None, :2], anchors[:, None, 2:]
     xc = raw_regressors[:, 0] / scale * anchors[:, 2] + anchors[:, 0]
     yc = raw_regressors[:, 1] / scale * anchors[:, 3] + anchors[:, 1]
     w = raw_regressors[:, 2] / scale * anchors[:, 2]
     h = raw_regressors[:, 3] / scale * anchors[:, 3]
     boxes = torch.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], dim=1)
-    kps = raw_regressors[:, 4:4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2) / scale * a_wh + a_xy
+    kps = raw_regressors[:, 4:4 + 2 * num_keypoints].reshape(-1, num_keypoints, 2) / scale * a_wh + a_xy
     return boxes, kps
 
 
@@ -550,20 +555,23 @@ def weighted_nms(boxes: torch.Tensor, scores: torch.Tensor, keypoints: torch.Ten
 
 def postprocess(raw_regressors: torch.Tensor, raw_scores: torch.Tensor, anchors: torch.Tensor | None = None,
                 letterbox: Letterbox | None = None, score_threshold: float = 0.5,
-                nms: str = "weighted") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                nms: str = "weighted", *, input_size: int = INPUT_SIZE,
+                num_keypoints: int = NUM_KEYPOINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw outputs of one image (``[896, 16]``, ``[896, 1]``) -> ``(boxes, scores, keypoints)`` as numpy.
 
     Coordinates are image pixels when ``letterbox`` is given, else pixels of the
-    128x128 tensor.
+    128x128 tensor.  ``input_size``/``num_keypoints`` select another model with
+    the same decoding (e.g. the 224-input, 4-keypoint pose detector; then pass
+    its ``anchors``).
     """
     if nms not in ("weighted", "plain"):
         raise ValueError(f"nms must be 'weighted' or 'plain', not {nms!r}")
-    reg = torch.as_tensor(raw_regressors, dtype=torch.float32).reshape(-1, 16)
+    reg = torch.as_tensor(raw_regressors, dtype=torch.float32).reshape(-1, 4 + 2 * num_keypoints)
     logit = torch.as_tensor(raw_scores, dtype=torch.float32).reshape(-1)
     anc = torch.from_numpy(generate_anchors()) if anchors is None else anchors.to(reg.device, torch.float32)
     scores = torch.sigmoid(logit.clamp(-SCORE_CLIPPING_THRESHOLD, SCORE_CLIPPING_THRESHOLD))
     keep = scores >= score_threshold
-    boxes, kps = decode(reg[keep], anc[keep])
+    boxes, kps = decode(reg[keep], anc[keep], input_size=input_size, num_keypoints=num_keypoints)
     scores = scores[keep]
     if nms == "weighted":
         boxes, scores, kps = weighted_nms(boxes, scores, kps)
@@ -573,9 +581,9 @@ def postprocess(raw_regressors: torch.Tensor, raw_scores: torch.Tensor, anchors:
         idx = tv_nms(boxes, scores, MIN_SUPPRESSION_THRESHOLD)
         boxes, scores, kps = boxes[idx], scores[idx], kps[idx]
     boxes_np = boxes.detach().cpu().numpy().astype(np.float32).reshape(-1, 2, 2)
-    kps_np = kps.detach().cpu().numpy().astype(np.float32).reshape(-1, NUM_KEYPOINTS, 2)
+    kps_np = kps.detach().cpu().numpy().astype(np.float32).reshape(-1, num_keypoints, 2)
     if letterbox is not None:
         boxes_np, kps_np = letterbox.to_image(boxes_np), letterbox.to_image(kps_np)
     else:
-        boxes_np, kps_np = boxes_np * INPUT_SIZE, kps_np * INPUT_SIZE
+        boxes_np, kps_np = boxes_np * input_size, kps_np * input_size
     return boxes_np.reshape(-1, 4), scores.detach().cpu().numpy().astype(np.float32), kps_np
