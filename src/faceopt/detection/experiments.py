@@ -1,0 +1,160 @@
+"""Grid experiments of chapter 2 without re-running the detector for every setting.
+
+The expensive parts of AmphibianDetector do not depend on the threshold: the feature
+map at layer m of every frame and the detector's boxes on every frame. We compute them
+once (:func:`cache_scene`) and replay the gate, the background update and the box
+filter for each (m, lambda) (:func:`replay_gate`). A test checks that the replay gives
+exactly what the live :class:`~faceopt.detection.amphibian.AmphibianDetector` gives.
+
+Mean frame time over a grid is *modelled* from per-stage times measured on the same
+frames: ``t(m) = t_prepare + t_until(m) + t_gate + (1 - static share) * (t_from(m) + t_decode)``.
+The headline comparison (gate against detector alone) is measured directly in one run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..progress import progress
+from .amphibian import PixelGate, SplitDetector
+from .background import CosineBackgroundModel, keep_moving_boxes
+
+
+@dataclass
+class SceneCache:
+    """Per-frame detections of the whole detector and the feature maps at the chosen layers."""
+
+    boxes: list[np.ndarray]  # frame pixels
+    scores: list[np.ndarray]
+    normalised: list[np.ndarray]  # boxes on the network input, 0..1
+    features: dict[int, torch.Tensor]  # layer -> [T, C, H, W]
+    frames: list[np.ndarray]
+
+
+def cache_scene(detector: SplitDetector, frames: Sequence[np.ndarray], layers: Iterable[int]) -> SceneCache:
+    """Run the detector once per frame, keeping its detections and the feature maps at ``layers``.
+
+    The detector's state must keep every stage output in ``outputs`` (as
+    :class:`~faceopt.detection.split.StageState` does), so one pass yields all layers.
+    """
+    layers = sorted(set(layers))
+    feats: dict[int, list[torch.Tensor]] = {m: [] for m in layers}
+    boxes, scores, norm = [], [], []
+    deepest = max(layers)
+    with torch.inference_mode():
+        for frame in progress(frames, desc="detector"):
+            x, geometry = detector.prepare(frame)
+            state = detector.run_until(x, deepest)
+            for m in layers:
+                feats[m].append(state.outputs[m - 1][0].clone())
+            b, s, n = detector.decode(detector.run_from(state, deepest), geometry)
+            boxes.append(b)
+            scores.append(s)
+            norm.append(n)
+    return SceneCache(boxes, scores, norm, {m: torch.stack(v) for m, v in feats.items()}, list(frames))
+
+
+@dataclass
+class Replay:
+    """Predictions per frame and which frames exited early."""
+
+    predictions: list[tuple[np.ndarray, np.ndarray]]
+    static: np.ndarray
+
+
+def replay_gate(cache: SceneCache, layer: int, threshold: float, alpha: float, *,
+                box_threshold: float | None = None, clip_cosine: bool = False) -> Replay:
+    """What AmphibianDetector(layer, threshold, alpha) returns on the cached scene; frame 0 is the reference."""
+    box_threshold = threshold if box_threshold is None else box_threshold
+    maps = cache.features[layer]
+    model = CosineBackgroundModel(threshold, alpha, clip_cosine=clip_cosine)
+    model.reset(maps[0])
+    preds, static = [], []
+    empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+    for t in range(len(maps)):
+        diff, is_static = model.observe(maps[t])
+        static.append(is_static)
+        if is_static or not len(cache.boxes[t]):
+            preds.append(empty)
+            continue
+        keep = keep_moving_boxes(diff, torch.as_tensor(cache.normalised[t]), box_threshold).numpy()
+        preds.append((cache.boxes[t][keep], cache.scores[t][keep]))
+    return Replay(preds, np.asarray(static))
+
+
+def replay_pixel_gate(cache: SceneCache, threshold: float, alpha: float) -> Replay:
+    """The pixel-space baseline on the cached scene (squared L2 per pixel, same gate and filter)."""
+    gate = PixelGate(threshold, alpha)
+    gate.observe(cache.frames[0])
+    preds, static = [], []
+    empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+    for t, frame in enumerate(cache.frames):
+        diff, is_static = gate.observe(frame)
+        static.append(is_static)
+        if is_static or not len(cache.boxes[t]):
+            preds.append(empty)
+            continue
+        keep = gate.filter(diff, cache.boxes[t])
+        preds.append((cache.boxes[t][keep], cache.scores[t][keep]))
+    return Replay(preds, np.asarray(static))
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Measured seconds per frame: preprocessing, layers 1..m, the rest, decoding, and the gate at m."""
+
+    prepare: float
+    until: dict[int, float]
+    rest: dict[int, float]
+    decode: float
+    gate: dict[int, float]
+
+    def frame_time(self, layer: int, static_share: float) -> float:
+        """Modelled mean frame time of AmphibianDetector at ``layer`` with this share of static frames."""
+        return (self.prepare + self.until[layer] + self.gate[layer]
+                + (1.0 - static_share) * (self.rest[layer] + self.decode))
+
+    @property
+    def detector_alone(self) -> float:
+        m = max(self.until)
+        return self.prepare + self.until[m] + self.rest[m] + self.decode
+
+
+def measure_stage_times(detector: SplitDetector, frames: Sequence[np.ndarray], layers: Iterable[int], *,
+                        repeats: int = 3) -> StageTimes:
+    """Median seconds of each part of the detector on ``frames`` (the best of ``repeats`` passes per frame)."""
+    layers = sorted(set(layers))
+
+    def best(fn) -> float:
+        out = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+        return min(out)
+
+    prep, dec = [], []
+    until: dict[int, list[float]] = {m: [] for m in layers}
+    rest: dict[int, list[float]] = {m: [] for m in layers}
+    gate: dict[int, list[float]] = {m: [] for m in layers}
+    with torch.inference_mode():
+        for frame in frames:
+            prep.append(best(lambda: detector.prepare(frame)))
+            x, geometry = detector.prepare(frame)
+            for m in layers:
+                until[m].append(best(lambda: detector.run_until(x, m)))
+                state = detector.run_until(x, m)
+                rest[m].append(best(lambda: detector.run_from(state, m)))
+                fmap = state.features[0]
+                model = CosineBackgroundModel(0.5, 0.9)
+                model.reset(fmap)
+                gate[m].append(best(lambda: model.difference(fmap).max()))
+            raw = detector.run_from(detector.run_until(x, max(layers)), max(layers))
+            dec.append(best(lambda: detector.decode(raw, geometry)))
+    med = lambda v: float(np.median(v))  # noqa: E731
+    return StageTimes(med(prep), {m: med(v) for m, v in until.items()}, {m: med(v) for m, v in rest.items()},
+                      med(dec), {m: med(v) for m, v in gate.items()})

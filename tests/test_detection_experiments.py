@@ -1,0 +1,60 @@
+"""The cached replay of the gate equals the live AmphibianDetector; the time model adds up."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceopt.data.doorbell import DoorbellConfig, doorbell_scene
+from faceopt.detection.amphibian import AmphibianDetector, PixelGate
+from faceopt.detection.experiments import StageTimes, cache_scene, replay_gate, replay_pixel_gate
+
+
+def _asset(name):
+    from faceopt.assets import AssetError, asset_path
+
+    try:
+        return asset_path(name)
+    except AssetError as exc:
+        pytest.skip(f"asset {name!r} not available ({exc}); run: faceopt assets fetch {name}")
+
+
+@pytest.fixture(scope="module")
+def scene():
+    from faceopt.detection.blazeface import BlazeFace
+    from faceopt.detection.split import BlazeFaceSplit
+
+    faces = np.load(_asset("lfw_subset"))[:100]
+    cfg = DoorbellConfig(width=320, height=240, frames=20, visits=1, face_size=(100, 140), poster_size=70,
+                         poster_xy=(10, 20))
+    frames = [f for f, _ in doorbell_scene(faces, cfg)]
+    split = BlazeFaceSplit(BlazeFace.from_tflite(_asset("blazeface_short_range")))
+    return split, frames, cache_scene(split, frames, layers=(3, 6, 12))
+
+
+@pytest.mark.parametrize("layer, threshold", [(3, 0.2), (12, 0.5)])
+def test_replay_equals_live_detector(scene, layer, threshold):
+    split, frames, cache = scene
+    live = AmphibianDetector(split, layer=layer, threshold=threshold, alpha=0.9)
+    live.reset(frames[0])
+    replay = replay_gate(cache, layer, threshold, 0.9)
+    for t, frame in enumerate(frames):
+        boxes, scores = live.process(frame)
+        np.testing.assert_allclose(replay.predictions[t][0], boxes, atol=1e-4)
+        np.testing.assert_allclose(replay.predictions[t][1], scores, atol=1e-6)
+    assert replay.static.tolist() == live.stats.static
+
+
+def test_pixel_replay_equals_live_gate(scene):
+    _, frames, cache = scene
+    gate = PixelGate(500.0, 0.9)
+    gate.observe(frames[0])
+    replay = replay_pixel_gate(cache, 500.0, 0.9)
+    assert replay.static.tolist() == [gate.observe(f)[1] for f in frames]
+
+
+def test_time_model_adds_up():
+    times = StageTimes(prepare=1.0, until={3: 2.0, 17: 10.0}, rest={3: 8.0, 17: 0.0}, decode=0.5,
+                       gate={3: 0.1, 17: 0.05})
+    assert times.detector_alone == pytest.approx(11.5)
+    assert times.frame_time(3, static_share=0.0) == pytest.approx(1 + 2 + 0.1 + 8 + 0.5)
+    assert times.frame_time(3, static_share=1.0) == pytest.approx(1 + 2 + 0.1)
