@@ -158,3 +158,110 @@ def measure_stage_times(detector: SplitDetector, frames: Sequence[np.ndarray], l
     med = lambda v: float(np.median(v))  # noqa: E731
     return StageTimes(med(prep), {m: med(v) for m, v in until.items()}, {m: med(v) for m, v in rest.items()},
                       med(dec), {m: med(v) for m, v in gate.items()})
+
+
+# ----------------------------------------------------------------------------- chapter driver
+@dataclass(frozen=True)
+class AmphibianPreset:
+    """Sizes of the chapter's experiments at one scale."""
+
+    frames: int
+    visits: int
+    layers: tuple[int, ...]
+    thresholds: tuple[float, ...]
+    pixel_thresholds: tuple[float, ...]
+    alpha: float
+    time_frames: int
+    time_repeats: int
+
+
+PRESETS: dict[str, AmphibianPreset] = {
+    "smoke": AmphibianPreset(frames=60, visits=2, layers=(1, 3, 6, 9, 12, 17),
+                             thresholds=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0),
+                             pixel_thresholds=(0, 500, 1000, 1500, 2000, 2500), alpha=0.9, time_frames=4,
+                             time_repeats=2),
+    "full": AmphibianPreset(frames=300, visits=4, layers=tuple(range(1, 18)),
+                            thresholds=tuple(round(0.05 * i, 2) for i in range(21)),
+                            pixel_thresholds=(0, 250, 500, 750, 1000, 1500, 2000, 2500), alpha=0.9,
+                            time_frames=30, time_repeats=3),
+}
+
+
+def gate_grid(cache: SceneCache, gt: Sequence[np.ndarray], layers: Iterable[int], thresholds: Iterable[float],
+              alpha: float, times: StageTimes | None = None) -> list[dict]:
+    """mAP@0.5, share of early exits and (if ``times``) modelled mean frame time for every (m, lambda)."""
+    from .metrics import mean_average_precision
+
+    rows = []
+    jobs = [(m, lam) for m in layers for lam in thresholds]
+    for m, lam in progress(jobs, desc="grid"):
+        replay = replay_gate(cache, m, lam, alpha)
+        row = {"layer": m, "threshold": lam, "mAP": mean_average_precision(replay.predictions, gt),
+               "static share": float(replay.static.mean())}
+        if times is not None:
+            row["ms per frame"] = 1e3 * times.frame_time(m, row["static share"])
+        rows.append(row)
+    return rows
+
+
+def pixel_sweep(cache: SceneCache, gt: Sequence[np.ndarray], thresholds: Iterable[float], alpha: float) -> list[dict]:
+    """mAP@0.5 and early-exit share of the pixel-space baseline for each threshold."""
+    from .metrics import mean_average_precision
+
+    rows = []
+    for thr in thresholds:
+        replay = replay_pixel_gate(cache, thr, alpha)
+        rows.append({"threshold": thr, "mAP": mean_average_precision(replay.predictions, gt),
+                     "static share": float(replay.static.mean())})
+    return rows
+
+
+def measured_run(detector: SplitDetector, frames: Sequence[np.ndarray], gt: Sequence[np.ndarray], *, layer: int,
+                 threshold: float, alpha: float) -> dict[str, float]:
+    """The detector alone and AmphibianDetector on the same frames, timed in one run (alternating frames)."""
+    from .amphibian import AmphibianDetector
+    from .metrics import mean_average_precision
+
+    amph = AmphibianDetector(detector, layer, threshold, alpha)
+    amph.reset(frames[0])
+    alone, gated, t_alone, t_gated = [], [], [], []
+    with torch.inference_mode():
+        for frame in frames:
+            start = time.perf_counter()
+            x, geometry = detector.prepare(frame)
+            state = detector.run_until(x, detector.num_layers)
+            b, s, _ = detector.decode(detector.run_from(state, detector.num_layers), geometry)
+            t_alone.append(time.perf_counter() - start)
+            alone.append((b, s))
+            gated.append(amph.process(frame))
+            t_gated.append(amph.stats.seconds[-1])
+    return {"map_detector": mean_average_precision(alone, gt), "map_amphibian": mean_average_precision(gated, gt),
+            "s_per_frame_detector": float(np.mean(t_alone)), "s_per_frame_amphibian": float(np.mean(t_gated)),
+            "static_share": amph.stats.static_share}
+
+
+def stage_macs(detector, example: np.ndarray) -> tuple[list[int], int]:
+    """Multiply-accumulates of each backbone stage and of everything after the backbone, on one frame.
+
+    A deterministic cost model (counted by ``FlopCounterMode``, 2 FLOPs per MAC) that the
+    chapter uses to choose a setting without depending on noisy timings.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, _ = detector.prepare(example)
+    per_stage = []
+    with torch.inference_mode():
+        outputs = []
+        for stage in detector.net.stages:
+            with FlopCounterMode(display=False) as counter:
+                x = stage(x)
+            outputs.append(x)
+            per_stage.append(counter.get_total_flops() // 2)
+        with FlopCounterMode(display=False) as counter:
+            detector.net.head(outputs)
+    return per_stage, counter.get_total_flops() // 2
+
+
+def expected_macs(per_stage: Sequence[int], head: int, layer: int, static_share: float) -> float:
+    """MACs per frame when frames stop after ``layer`` with probability ``static_share``."""
+    return sum(per_stage[:layer]) + (1.0 - static_share) * (sum(per_stage[layer:]) + head)

@@ -1,0 +1,39 @@
+"""Figures of the detection chapter: frames with boxes and the motion maps beside them."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def draw_boxes(frame: np.ndarray, boxes: np.ndarray, colour: tuple[int, int, int], thickness: int = 3) -> np.ndarray:
+    """A copy of a BGR frame with boxes [N, 4] drawn."""
+    out = frame.copy()
+    for x0, y0, x1, y1 in np.asarray(boxes, dtype=float).reshape(-1, 4):
+        cv2.rectangle(out, (int(x0), int(y0)), (int(x1), int(y1)), colour, thickness)
+    return out
+
+
+def motion_strip(frames: Sequence[np.ndarray], diffs: Sequence[np.ndarray | None], kept: Sequence[np.ndarray],
+                 dropped: Sequence[np.ndarray], gt: Sequence[np.ndarray], titles: Sequence[str]) -> plt.Figure:
+    """Top row: frames with ground truth (white), kept (green) and dropped (red) boxes; bottom: Diff maps."""
+    n = len(frames)
+    with_maps = any(d is not None for d in diffs)
+    fig, axes = plt.subplots(2 if with_maps else 1, n, figsize=(3.2 * n, 5.4 if with_maps else 2.8), squeeze=False)
+    im = None
+    for i in range(n):
+        img = draw_boxes(frames[i], gt[i], (255, 255, 255), 5)
+        img = draw_boxes(img, dropped[i], (0, 0, 255))
+        img = draw_boxes(img, kept[i], (0, 200, 0))
+        axes[0, i].imshow(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        axes[0, i].set_title(titles[i], fontsize=9)
+        if with_maps and diffs[i] is not None:
+            im = axes[1, i].imshow(diffs[i], vmin=0, vmax=1, cmap="magma")
+            axes[1, i].set_title("Diff = 1 - cos", fontsize=9)
+        for ax in axes[:, i]:
+            ax.set_axis_off()
+    if im is not None:
+        fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8)
+    return fig
