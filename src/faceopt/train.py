@@ -221,7 +221,6 @@ class _Dist:
 def _setup_distributed(device: str) -> tuple[_Dist, torch.device]:
     """Join the process group torchrun describes (if any); the device this process uses."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "cuda":
         torch.cuda.set_device(local)

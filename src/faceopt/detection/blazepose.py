@@ -65,7 +65,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -76,10 +75,9 @@ from faceopt.detection import blazeface as bf
 from faceopt.detection.tflite_weights import (
     TFLiteModel,
     TFLiteOp,
-    TFLiteTensor,
     conv2d_weight_to_torch,
     depthwise_weight_to_torch,
-    pad_same,
+    read_tflite,
 )
 
 __all__ = [
@@ -107,121 +105,10 @@ FULL_BODY_ROI_SCALE = 1.25  # MediaPipe's enlargement of the landmark ROI
 # --------------------------------------------------------------------------- #
 # Reading the .tflite (with sparse weights)
 # --------------------------------------------------------------------------- #
-def _index_vector(tflite: Any, kind: int, table: Any) -> np.ndarray:
-    cls = {1: tflite.Int32Vector, 2: tflite.Uint16Vector, 3: tflite.Uint8Vector}.get(kind)
-    if cls is None or table is None:
-        raise NotImplementedError(f"sparse index vector of type {kind}")
-    v = cls()
-    v.Init(table.Bytes, table.Pos)
-    return v.ValuesAsNumpy().astype(np.int64) if v.ValuesLength() else np.zeros(0, np.int64)
-
-
-def _densify(tflite: Any, values: np.ndarray, shape: tuple[int, ...], sparsity: Any) -> np.ndarray:
-    """TFLite ``SparsityParameters`` -> dense array.
-
-    Supported: identity traversal order, no block map, all dimensions ``DENSE``
-    except ``SPARSE_CSR`` ones whose parent index is the row-major index over the
-    dimensions before them (the layout of MediaPipe's pruned 1x1 filters).
-    """
-    order = sparsity.TraversalOrderAsNumpy().tolist() if sparsity.TraversalOrderLength() else list(range(len(shape)))
-    if order != list(range(len(shape))) or sparsity.BlockMapLength():
-        raise NotImplementedError("block-sparse or reordered TFLite tensors are not supported")
-    # Walk the dimensions keeping, for every stored position so far, its multi-index prefix (flattened).
-    positions = np.zeros(1, np.int64)  # flat dense index prefix of each "parent" element
-    for d in range(sparsity.DimMetadataLength()):
-        dm = sparsity.DimMetadata(d)
-        if dm.Format() == 0:  # DENSE
-            n = int(dm.DenseSize())
-            if n != shape[d]:
-                raise ValueError(f"dense size {n} != shape {shape}")
-            positions = (positions[:, None] * n + np.arange(n)[None, :]).reshape(-1)
-        else:  # SPARSE_CSR
-            seg = _index_vector(tflite, dm.ArraySegmentsType(), dm.ArraySegments())
-            idx = _index_vector(tflite, dm.ArrayIndicesType(), dm.ArrayIndices())
-            if seg.size != positions.size + 1:
-                raise ValueError("sparse segments do not match the parent dimensions")
-            counts = np.diff(seg)
-            positions = np.repeat(positions, counts) * shape[d] + idx
-    if positions.size != values.size:
-        raise ValueError(f"{values.size} stored values for {positions.size} sparse positions")
-    dense = np.zeros(int(np.prod(shape)), values.dtype)
-    dense[positions] = values.reshape(-1)
-    return dense.reshape(shape)
-
-
-def _extra_options(tflite: Any, name: str, op: Any) -> dict[str, Any]:
-    table = op.BuiltinOptions()
-    if table is None:
-        return {}
-    if name == "RESIZE_BILINEAR":
-        o = tflite.ResizeBilinearOptions()
-        o.Init(table.Bytes, table.Pos)
-        return {"align_corners": bool(o.AlignCorners()), "half_pixel_centers": bool(o.HalfPixelCenters())}
-    if name == "DEPTH_TO_SPACE":
-        o = tflite.DepthToSpaceOptions()
-        o.Init(table.Bytes, table.Pos)
-        return {"block_size": int(o.BlockSize())}
-    return {}
-
-
 def read_pose_tflite(path: str | Path) -> TFLiteModel:
-    """Parse ``pose_detection.tflite`` like :func:`~faceopt.detection.tflite_weights.read_tflite`, plus sparsity.
-
-    Sparse constants are densified; each ``DENSIFY`` op is removed and its output
-    tensor holds the dense constant, so :meth:`TFLiteModel.constant` works through
-    the following ``DEQUANTIZE``.  ``RESIZE_BILINEAR`` and ``DEPTH_TO_SPACE``
-    options are read too.  Needs the ``tflite`` package.
-    """
-    import tflite
-
-    from faceopt.detection.tflite_weights import _TENSOR_TYPES, _options
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no TFLite model at {path}")
-    buf = path.read_bytes()
-    model = tflite.Model.GetRootAsModel(buf, 0)
-    sg = model.Subgraphs(0)
-    op_names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-    tensors: list[TFLiteTensor] = []
-    for i in range(sg.TensorsLength()):
-        t = sg.Tensors(i)
-        shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-        np_type = _TENSOR_TYPES.get(t.Type())
-        dtype = np.dtype(np_type) if np_type is not None else np.dtype("V1")
-        data = None
-        b = model.Buffers(t.Buffer())
-        if b is not None and np_type is not None:
-            raw = b.DataAsNumpy().tobytes() if b.DataLength() > 0 else (
-                buf[b.Offset(): b.Offset() + b.Size()] if b.Offset() > 1 else b"")
-            if raw:
-                flat = np.frombuffer(raw, dtype=dtype).copy()
-                sp = t.Sparsity()
-                data = _densify(tflite, flat, shape, sp) if sp is not None else flat.reshape(shape)
-        scale = zero_point = None
-        qdim = 0
-        q = t.Quantization()
-        if q is not None and q.ScaleLength():
-            scale = q.ScaleAsNumpy().astype(np.float32)
-            zero_point = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else None
-            qdim = int(q.QuantizedDimension())
-        tensors.append(TFLiteTensor(i, t.Name().decode(), shape, dtype, data, scale, zero_point, qdim))
-    ops: list[TFLiteOp] = []
-    for i in range(sg.OperatorsLength()):
-        op = sg.Operators(i)
-        oc = model.OperatorCodes(op.OpcodeIndex())
-        name = op_names.get(max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode())), "UNKNOWN")
-        ins = tuple(int(x) for x in op.InputsAsNumpy())
-        outs = tuple(int(x) for x in op.OutputsAsNumpy())
-        if name == "DENSIFY":
-            src = tensors[ins[0]]
-            if src.data is None:
-                raise ValueError(f"DENSIFY op {i} reads a non-constant tensor")
-            tensors[outs[0]].data = src.data
-            continue
-        ops.append(TFLiteOp(i, name, ins, outs, {**_options(tflite, name, op), **_extra_options(tflite, name, op)}))
-    return TFLiteModel(path, tensors, ops, tuple(int(x) for x in sg.InputsAsNumpy()),
-                       tuple(int(x) for x in sg.OutputsAsNumpy()), reader="tflite+sparsity")
+    """Parse ``pose_detection.tflite``: its pruned 1x1 weights are stored sparse, which only the
+    flatbuffer reader of :func:`~faceopt.detection.tflite_weights.read_tflite` expands."""
+    return read_tflite(path, reader="tflite")
 
 
 # --------------------------------------------------------------------------- #

@@ -170,6 +170,63 @@ class TFLiteModel:
 # --------------------------------------------------------------------------- #
 # Readers
 # --------------------------------------------------------------------------- #
+def _index_vector(tflite: Any, kind: int, table: Any) -> np.ndarray:
+    cls = {1: tflite.Int32Vector, 2: tflite.Uint16Vector, 3: tflite.Uint8Vector}.get(kind)
+    if cls is None or table is None:
+        raise NotImplementedError(f"sparse index vector of type {kind}")
+    v = cls()
+    v.Init(table.Bytes, table.Pos)
+    return v.ValuesAsNumpy().astype(np.int64) if v.ValuesLength() else np.zeros(0, np.int64)
+
+
+def _densify(tflite: Any, values: np.ndarray, shape: tuple[int, ...], sparsity: Any) -> np.ndarray:
+    """TFLite ``SparsityParameters`` -> dense array.
+
+    Supported: identity traversal order, no block map, all dimensions ``DENSE``
+    except ``SPARSE_CSR`` ones whose parent index is the row-major index over the
+    dimensions before them (the layout of MediaPipe's pruned 1x1 filters).
+    """
+    order = sparsity.TraversalOrderAsNumpy().tolist() if sparsity.TraversalOrderLength() else list(range(len(shape)))
+    if order != list(range(len(shape))) or sparsity.BlockMapLength():
+        raise NotImplementedError("block-sparse or reordered TFLite tensors are not supported")
+    # Walk the dimensions keeping, for every stored position so far, its multi-index prefix (flattened).
+    positions = np.zeros(1, np.int64)  # flat dense index prefix of each "parent" element
+    for d in range(sparsity.DimMetadataLength()):
+        dm = sparsity.DimMetadata(d)
+        if dm.Format() == 0:  # DENSE
+            n = int(dm.DenseSize())
+            if n != shape[d]:
+                raise ValueError(f"dense size {n} != shape {shape}")
+            positions = (positions[:, None] * n + np.arange(n)[None, :]).reshape(-1)
+        else:  # SPARSE_CSR
+            seg = _index_vector(tflite, dm.ArraySegmentsType(), dm.ArraySegments())
+            idx = _index_vector(tflite, dm.ArrayIndicesType(), dm.ArrayIndices())
+            if seg.size != positions.size + 1:
+                raise ValueError("sparse segments do not match the parent dimensions")
+            counts = np.diff(seg)
+            positions = np.repeat(positions, counts) * shape[d] + idx
+    if positions.size != values.size:
+        raise ValueError(f"{values.size} stored values for {positions.size} sparse positions")
+    dense = np.zeros(int(np.prod(shape)), values.dtype)
+    dense[positions] = values.reshape(-1)
+    return dense.reshape(shape)
+
+
+def _extra_options(tflite: Any, name: str, op: Any) -> dict[str, Any]:
+    table = op.BuiltinOptions()
+    if table is None:
+        return {}
+    if name == "RESIZE_BILINEAR":
+        o = tflite.ResizeBilinearOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"align_corners": bool(o.AlignCorners()), "half_pixel_centers": bool(o.HalfPixelCenters())}
+    if name == "DEPTH_TO_SPACE":
+        o = tflite.DepthToSpaceOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"block_size": int(o.BlockSize())}
+    return {}
+
+
 def _read_with_tflite_package(path: Path) -> TFLiteModel:
     import tflite  # the flatbuffer schema package
 
@@ -196,7 +253,9 @@ def _read_with_tflite_package(path: Path) -> TFLiteModel:
             else:
                 raw = b""
             if raw:
-                data = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+                flat = np.frombuffer(raw, dtype=dtype).copy()
+                sparsity = t.Sparsity()
+                data = _densify(tflite, flat, shape, sparsity) if sparsity is not None else flat.reshape(shape)
         scale = zero_point = None
         qdim = 0
         q = t.Quantization()
@@ -212,8 +271,13 @@ def _read_with_tflite_package(path: Path) -> TFLiteModel:
         oc = model.OperatorCodes(op.OpcodeIndex())
         code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
         name = op_names.get(code, f"BUILTIN_{code}")
-        ops.append(TFLiteOp(i, name, tuple(int(x) for x in op.InputsAsNumpy()),
-                            tuple(int(x) for x in op.OutputsAsNumpy()), _options(tflite, name, op)))
+        ins, outs = tuple(int(x) for x in op.InputsAsNumpy()), tuple(int(x) for x in op.OutputsAsNumpy())
+        if name == "DENSIFY":  # a sparse constant made dense at load time: we already densified it
+            if tensors[ins[0]].data is None:
+                raise ValueError(f"{path}: DENSIFY op {i} reads a non-constant tensor")
+            tensors[outs[0]].data = tensors[ins[0]].data
+            continue
+        ops.append(TFLiteOp(i, name, ins, outs, {**_options(tflite, name, op), **_extra_options(tflite, name, op)}))
     return TFLiteModel(path, tensors, ops, tuple(int(x) for x in sg.InputsAsNumpy()),
                        tuple(int(x) for x in sg.OutputsAsNumpy()), reader="tflite")
 
