@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import require_asset
 import torch
 
 from faceopt.detection import blazeface as bf
@@ -110,18 +111,11 @@ def test_missing_asset_error_names_fetch_command(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------- #
 # Parity with the reference runtime (needs the assets and ai_edge_litert)
 # --------------------------------------------------------------------------- #
-def _asset(name: str):
-    from faceopt.assets import AssetError, asset_path
-
-    try:
-        return asset_path(name)
-    except AssetError as exc:
-        pytest.skip(f"asset {name!r} not available ({exc}); run: faceopt assets fetch {name}")
 
 
 @pytest.fixture(scope="module")
 def model_path():
-    return _asset("blazeface_short_range")
+    return require_asset("blazeface_short_range")
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +152,7 @@ def reference(model_path):
 def frames():
     """Real frames: vtest.avi frames, some with real LFW faces (upscaled) pasted on, and a blank image."""
     cv2 = pytest.importorskip("cv2")
-    cap = cv2.VideoCapture(str(_asset("vtest.avi")))
+    cap = cv2.VideoCapture(str(require_asset("vtest.avi")))
     video = []
     for idx in (0, 150, 300, 450, 600):
         cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
@@ -166,7 +160,7 @@ def frames():
         assert ok, f"could not read frame {idx} of vtest.avi"
         video.append(frame)
     cap.release()
-    faces = np.load(_asset("lfw_subset"))[:100]
+    faces = np.load(require_asset("lfw_subset"))[:100]
     out = [("video", f) for f in video]
     for j, i in enumerate(range(0, 100, 10)):
         img = video[j % len(video)].copy()

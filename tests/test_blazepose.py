@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import require_asset
 import torch
 
 from faceopt.detection import blazeface as bf
@@ -45,18 +46,11 @@ def test_missing_asset_error_names_fetch_command(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------- #
 # Parity with the reference runtime (needs the assets and ai_edge_litert)
 # --------------------------------------------------------------------------- #
-def _asset(name: str):
-    from faceopt.assets import AssetError, asset_path
-
-    try:
-        return asset_path(name)
-    except AssetError as exc:
-        pytest.skip(f"asset {name!r} not available ({exc}); run: faceopt assets fetch {name}")
 
 
 @pytest.fixture(scope="module")
 def model_path():
-    return _asset("blazepose_detection")
+    return require_asset("blazepose_detection")
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +86,7 @@ VIDEO_FRAMES = (0, 200, 400, 550, 600, 650)  # 550 and 650: frames where a perso
 @pytest.fixture(scope="module")
 def frames():
     cv2 = pytest.importorskip("cv2")
-    cap = cv2.VideoCapture(str(_asset("vtest.avi")))
+    cap = cv2.VideoCapture(str(require_asset("vtest.avi")))
     out = []
     for idx in VIDEO_FRAMES:
         cap.set(cv2.CAP_PROP_POS_FRAMES, idx)

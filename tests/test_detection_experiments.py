@@ -3,19 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import require_asset
 
 from faceopt.data.doorbell import DoorbellConfig, doorbell_scene
 from faceopt.detection.amphibian import AmphibianDetector, PixelGate
 from faceopt.detection.experiments import StageTimes, cache_scene, replay_gate, replay_pixel_gate
 
 
-def _asset(name):
-    from faceopt.assets import AssetError, asset_path
-
-    try:
-        return asset_path(name)
-    except AssetError as exc:
-        pytest.skip(f"asset {name!r} not available ({exc}); run: faceopt assets fetch {name}")
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +17,11 @@ def scene():
     from faceopt.detection.blazeface import BlazeFace
     from faceopt.detection.split import BlazeFaceSplit
 
-    faces = np.load(_asset("lfw_subset"))[:100]
+    faces = np.load(require_asset("lfw_subset"))[:100]
     cfg = DoorbellConfig(width=320, height=240, frames=20, visits=1, face_size=(100, 140), poster_size=70,
                          poster_xy=(10, 20))
     frames = [f for f, _ in doorbell_scene(faces, cfg)]
-    split = BlazeFaceSplit(BlazeFace.from_tflite(_asset("blazeface_short_range")))
+    split = BlazeFaceSplit(BlazeFace.from_tflite(require_asset("blazeface_short_range")))
     return split, frames, cache_scene(split, frames, layers=(3, 6, 12))
 
 

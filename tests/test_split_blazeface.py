@@ -4,35 +4,29 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from helpers import require_asset
 import torch
 
 from faceopt.detection.amphibian import AmphibianDetector
 from faceopt.detection.split import BlazeFaceSplit
 
 
-def _asset(name):
-    from faceopt.assets import AssetError, asset_path
-
-    try:
-        return asset_path(name)
-    except AssetError as exc:
-        pytest.skip(f"asset {name!r} not available ({exc}); run: faceopt assets fetch {name}")
 
 
 @pytest.fixture(scope="module")
 def split():
     from faceopt.detection.blazeface import BlazeFace
 
-    return BlazeFaceSplit(BlazeFace.from_tflite(_asset("blazeface_short_range")))
+    return BlazeFaceSplit(BlazeFace.from_tflite(require_asset("blazeface_short_range")))
 
 
 @pytest.fixture(scope="module")
 def scene():
-    cap = cv2.VideoCapture(str(_asset("vtest.avi")))
+    cap = cv2.VideoCapture(str(require_asset("vtest.avi")))
     ok, background = cap.read()
     cap.release()
     assert ok
-    face = np.load(_asset("lfw_subset"))[0]
+    face = np.load(require_asset("lfw_subset"))[0]
     face = cv2.resize((face * 255).round().astype(np.uint8), (220, 220), interpolation=cv2.INTER_CUBIC)
     with_face = background.copy()
     with_face[100:320, 300:520] = cv2.cvtColor(face, cv2.COLOR_GRAY2BGR)
