@@ -9,7 +9,7 @@ from faceopt.compress import pruning as P
 from faceopt.compress.lottery import lottery_ticket, reset_weights, snapshot_weights
 from faceopt.compress.structured import latency_comparison, nonzero_parameters, prune_channels
 from faceopt.compress.training import fit
-from faceopt.data.digits import Split, load_digits_split
+from faceopt.data.digits import Split
 from faceopt.models.lenet import lenet5_digits
 from faceopt.models.profile import count_parameters
 
