@@ -63,7 +63,6 @@ boxes, as in MediaPipe.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +78,7 @@ from faceopt.detection.tflite_weights import (
     depthwise_weight_to_torch,
     read_tflite,
 )
+from faceopt.detection.split import StageState
 
 __all__ = [
     "ANCHOR_OPTIONS",
@@ -455,17 +455,6 @@ def person_box_from_keypoints(keypoints: np.ndarray, scale: float = 1.0) -> np.n
 # --------------------------------------------------------------------------- #
 # AmphibianDetector adapter
 # --------------------------------------------------------------------------- #
-@dataclass
-class PoseStageState:
-    """Outputs of the encoder stages run so far; ``features`` is the last one, [1, C, H, W]."""
-
-    outputs: list[torch.Tensor]
-
-    @property
-    def features(self) -> torch.Tensor:
-        return self.outputs[-1]
-
-
 class BlazePoseSplit:
     """The pose detector (17 encoder stages) as a :class:`~faceopt.detection.amphibian.SplitDetector`.
 
@@ -491,10 +480,10 @@ class BlazePoseSplit:
     def prepare(self, frame_bgr: np.ndarray) -> tuple[torch.Tensor, bf.Letterbox]:
         return preprocess(frame_bgr, color="bgr")
 
-    def run_until(self, x: torch.Tensor, layer: int) -> PoseStageState:
-        return PoseStageState(self.net.features(x, upto=layer))
+    def run_until(self, x: torch.Tensor, layer: int) -> StageState:
+        return StageState(self.net.features(x, upto=layer))
 
-    def run_from(self, state: PoseStageState, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_from(self, state: StageState, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = list(state.outputs)
         if len(outputs) != layer:
             raise ValueError(f"state holds {len(outputs)} stage outputs, not {layer}")
