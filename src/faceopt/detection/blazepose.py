@@ -78,7 +78,7 @@ from faceopt.detection.tflite_weights import (
     depthwise_weight_to_torch,
     read_tflite,
 )
-from faceopt.detection.split import StageState
+from faceopt.detection.split import StageSplit
 
 __all__ = [
     "ANCHOR_OPTIONS",
@@ -455,7 +455,7 @@ def person_box_from_keypoints(keypoints: np.ndarray, scale: float = 1.0) -> np.n
 # --------------------------------------------------------------------------- #
 # AmphibianDetector adapter
 # --------------------------------------------------------------------------- #
-class BlazePoseSplit:
+class BlazePoseSplit(StageSplit):
     """The pose detector (17 encoder stages) as a :class:`~faceopt.detection.amphibian.SplitDetector`.
 
     Layer ``m`` means "after stage m" (1 = the stem, 17 = the whole encoder);
@@ -473,25 +473,8 @@ class BlazePoseSplit:
         self.score_threshold = score_threshold
         self.box, self.scale = box, scale
 
-    @property
-    def num_layers(self) -> int:
-        return self.net.num_layers
-
     def prepare(self, frame_bgr: np.ndarray) -> tuple[torch.Tensor, bf.Letterbox]:
         return preprocess(frame_bgr, color="bgr")
-
-    def run_until(self, x: torch.Tensor, layer: int) -> StageState:
-        return StageState(self.net.features(x, upto=layer))
-
-    def run_from(self, state: StageState, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = list(state.outputs)
-        if len(outputs) != layer:
-            raise ValueError(f"state holds {len(outputs)} stage outputs, not {layer}")
-        x = outputs[-1]
-        for stage in self.net.stages[layer:]:
-            x = stage(x)
-            outputs.append(x)
-        return self.net.head(outputs)
 
     def decode(self, raw: tuple[torch.Tensor, torch.Tensor], geometry: bf.Letterbox
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,7 +24,31 @@ class StageState:
         return self.outputs[-1]
 
 
-class BlazeFaceSplit:
+class StageSplit:
+    """Shared running part of the staged registry detectors: ``net.stages``, ``net.features(x, upto)``
+    and ``net.head(stage_outputs)``. Subclasses add ``prepare`` and ``decode``."""
+
+    net: torch.nn.Module
+
+    @property
+    def num_layers(self) -> int:
+        return self.net.num_layers
+
+    def run_until(self, x: torch.Tensor, layer: int) -> StageState:
+        return StageState(self.net.features(x, upto=layer))
+
+    def run_from(self, state: StageState, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = list(state.outputs)
+        if len(outputs) != layer:
+            raise ValueError(f"state holds {len(outputs)} stage outputs, not {layer}")
+        x = outputs[-1]
+        for stage in self.net.stages[layer:]:
+            x = stage(x)
+            outputs.append(x)
+        return self.net.head(outputs)
+
+
+class BlazeFaceSplit(StageSplit):
     """BlazeFace (17 stages) as a :class:`~faceopt.detection.amphibian.SplitDetector`.
 
     Layer ``m`` means "after stage m" (1 = the stem, 17 = the whole backbone); boxes
@@ -36,23 +60,8 @@ class BlazeFaceSplit:
         self.net = (net or bf.BlazeFace.from_tflite()).eval()
         self.score_threshold = score_threshold
 
-    @property
-    def num_layers(self) -> int:
-        return self.net.num_layers
-
     def prepare(self, frame_bgr: np.ndarray) -> tuple[torch.Tensor, bf.Letterbox]:
         return bf.preprocess(frame_bgr, color="bgr")
-
-    def run_until(self, x: torch.Tensor, layer: int) -> StageState:
-        return StageState(self.net.features(x, upto=layer))
-
-    def run_from(self, state: StageState, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = list(state.outputs)
-        x = outputs[-1]
-        for stage in self.net.stages[layer:]:
-            x = stage(x)
-            outputs.append(x)
-        return self.net.head(outputs)
 
     def decode(self, raw: tuple[torch.Tensor, torch.Tensor], geometry: bf.Letterbox
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
