@@ -132,6 +132,7 @@ class TrainConfig:
     milestones: tuple[int, ...] = ()
     milestone_unit: str = "steps"
     gamma: float = 0.1
+    warmup_steps: int = 0
     seed: int = 0
     num_workers: int = 0
     checkpoint_dir: str | None = None
@@ -154,6 +155,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {v}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.log_every < 1 or self.checkpoint_every < 0 or self.num_workers < 0:
             raise ValueError("log_every must be >= 1, checkpoint_every and num_workers >= 0")
         self.milestones = tuple(int(m) for m in self.milestones)
@@ -198,10 +201,12 @@ class CheckpointError(RuntimeError):
 # ----------------------------------------------------------------------------- schedule
 
 def lr_at(step: int, config: TrainConfig, steps_per_epoch: int = 1) -> float:
-    """Learning rate of optimiser step ``step`` (0-based): ``lr * gamma ** #(milestones <= step)``."""
+    """Learning rate of optimiser step ``step`` (0-based): ``lr * gamma ** #(milestones <= step)``,
+    times ``(step + 1) / warmup_steps`` during a linear warm-up of ``warmup_steps`` steps."""
     scale = steps_per_epoch if config.milestone_unit == "epochs" else 1
     passed = bisect.bisect_right([m * scale for m in config.milestones], step)
-    return config.lr * config.gamma ** passed
+    warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    return config.lr * config.gamma ** passed * warm
 
 
 # ----------------------------------------------------------------------------- distributed

@@ -308,8 +308,8 @@ def _need(th: MarginHead | None) -> MarginHead:
 _FACTORY: dict[str, Callable[..., Distiller]] = {
     # Table 5 rows
     "arcface": lambda sh, th, **kw: ArcFaceStudent(sh, **kw),
-    "triplet_l2": lambda sh, th, **kw: TripletDistillation("l2", **kw),
-    "triplet_cos": lambda sh, th, **kw: TripletDistillation("cos", **kw),
+    "triplet_l2": lambda sh, th, **kw: TripletDistillation("l2", student_head=sh, **kw),
+    "triplet_cos": lambda sh, th, **kw: TripletDistillation("cos", student_head=sh, **kw),
     "margin_kd_t4": lambda sh, th, **kw: MarginKD(sh, _need(th), **{"T": 4.0, **kw}),
     "angular": lambda sh, th, **kw: AngularDistillation(sh, **kw),
     "margin_distillation": _md(True, True, True),
