@@ -26,7 +26,11 @@ def margin_distillation_margins(
         raise ValueError("cos_teacher contains NaN")
     a_max = a.max()
     if a_max.item() <= 0:
-        raise ValueError(f"batch max of cos_teacher must be > 0, got {a_max.item():.6g}")
+        raise ValueError(
+            f"batch max of cos_teacher must be > 0, got {a_max.item():.6g}: every teacher embedding of the "
+            "batch is more than 90 degrees from its class centre (is the teacher trained, and do its "
+            "classes match these labels?)"
+        )
     return (m_max - m_min) / a_max * a + m_min
 
 

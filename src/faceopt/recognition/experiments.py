@@ -62,7 +62,7 @@ __all__ = [
     "TABLE5_METHODS", "TABLE7_METHODS", "METHODS", "DistillPreset", "PRESETS", "TrainingSet",
     "render_training_set", "build_teacher", "build_student", "train_teacher", "teacher_embeddings",
     "train_student", "EvalSets", "build_eval_sets", "evaluate_backbone", "run_comparison",
-    "load_runs", "with_overrides", "run_folder", "margin_histogram", "training_throughput", "main",
+    "load_runs", "collect", "weakest", "winner_status", "order_status", "with_overrides", "run_folder", "margin_histogram", "training_throughput", "main",
 ]
 
 #: Table 5 rows (students); the teacher is trained separately.
@@ -379,8 +379,9 @@ def margin_histogram(teacher_head: MarginHead, t_emb: torch.Tensor, labels: torc
         a_all.append(a)
         m_all.append(margin_distillation_margins(a, m_min, m_max))
     a, m = torch.cat(a_all).numpy(), torch.cat(m_all).numpy()
-    a_counts, a_edges = np.histogram(a, bins=bins, range=(-0.2, 1.0))
-    m_counts, m_edges = np.histogram(m, bins=bins, range=(m_min - 0.1, m_max + 0.05))
+    a_counts, a_edges = np.histogram(a, bins=bins, range=(-1.0, 1.0))
+    # a_i < 0 gives m_i < m_min: the margin range follows the data below m_min
+    m_counts, m_edges = np.histogram(m, bins=bins, range=(min(float(m.min()), m_min), m_max))
     return {"a_counts": a_counts.tolist(), "a_edges": a_edges.tolist(), "m_counts": m_counts.tolist(),
             "m_edges": m_edges.tolist(), "a_mean": float(a.mean()), "m_mean": float(m.mean()),
             "m_below_0.3": float((m < 0.3).mean())}
@@ -516,6 +517,56 @@ def load_runs(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str,
     teacher = _read_json(folder / "teacher.json")
     students = [_read_json(p) for p in sorted((folder / "students").glob("*.json"))]
     return teacher, students
+
+
+def collect(students: Iterable[Mapping[str, Any]], metric: str) -> dict[str, list[float]]:
+    """``method -> [value of metric for each seed]`` (seed order) from student records."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for rec in students:
+        out.setdefault(rec["method"], []).append((int(rec["seed"]), float(rec["metrics"][metric])))
+    return {m: [v for _, v in sorted(vals)] for m, vals in out.items()}
+
+
+STATUS_ORDER = ("not-reproduced", "direction-reproduced", "reproduced")
+
+
+def weakest(statuses: Iterable[str]) -> str:
+    """The weakest of several statuses (a claim holds only as far as its weakest part)."""
+    return min(statuses, key=STATUS_ORDER.index)
+
+
+def winner_status(values: Mapping[str, Sequence[float]], target: str = "margin_distillation",
+                  baseline: str = "arcface", rivals: Sequence[str] = TABLE5_METHODS, k: float = 2.0) -> str:
+    """Status of "``target`` beats ``baseline`` and every rival" on one metric, over seeds.
+
+    * ``reproduced``: ``target`` beats ``baseline`` by more than ``k`` standard errors
+      (:func:`faceopt.stats.compare`) and has the highest mean of all ``rivals``;
+    * ``direction-reproduced``: ``target``'s mean is above ``baseline``'s and no rival beats
+      it beyond the noise, but the lead over ``baseline`` is within the noise or a rival's
+      mean is (within the noise) higher;
+    * ``not-reproduced``: ``target``'s mean is not above ``baseline``'s, or a rival beats it
+      beyond the noise.
+    """
+    from faceopt.stats import compare
+
+    t = values[target]
+    vs_base = compare(t, values[baseline], k)
+    others = [r for r in rivals if r != target and r in values]
+    if vs_base.diff <= 0 or any(compare(values[r], t, k).a_better for r in others):
+        return "not-reproduced"
+    top = max(sum(values[r]) / len(values[r]) for r in others)
+    if vs_base.a_better and vs_base.mean_a >= top:
+        return "reproduced"
+    return "direction-reproduced"
+
+
+def order_status(values: Mapping[str, Sequence[float]], better: str, worse: str, k: float = 2.0) -> str:
+    """``reproduced`` if ``better`` beats ``worse`` beyond the noise, ``direction-reproduced`` if
+    only its mean is higher, ``not-reproduced`` otherwise."""
+    from faceopt.stats import compare
+
+    c = compare(values[better], values[worse], k)
+    return "reproduced" if c.a_better else ("direction-reproduced" if c.diff > 0 else "not-reproduced")
 
 
 def training_throughput(model_name: str, *, size: int, batch_size: int = 64, steps: int = 5,

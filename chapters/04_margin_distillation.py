@@ -1,0 +1,448 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # MarginDistillation: teaching a small face network where the class centres are
+#
+# A face-recognition network is trained as a classifier over thousands of people and
+# used as an embedder: the last layer's weights (one *class centre* per person) are
+# thrown away, and two faces are compared by the cosine between their embeddings. The
+# big networks that score best (an ArcFace ResNet-100 spends 24 GFLOPs per face) are far
+# too slow for a door phone; the small ones (MobileFaceNet, 0.44 GFLOPs) lose accuracy.
+# *Knowledge distillation* trains the small network (the student) with help from the
+# big one (the teacher). Chapter 3 of the thesis {cite}`svitov2023` proposes a way of
+# doing it that fits the geometry of margin losses, MarginDistillation, and compares it
+# with the other distillation methods for face recognition.
+#
+# This chapter trains a teacher, then the same student under every method of the
+# thesis's Tables 5 to 7, on the same batches with the same seeds, and reads the
+# differences against the seed-to-seed noise.
+
+# %% tags=["colab"]
+# Colab only: install faceopt beside Colab's own torch. Does nothing elsewhere.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "faceopt @ git+https://github.com/faceopt/faceopt"], check=True)
+
+# %% tags=["parameters"]
+scale = "smoke"      # "smoke" (about a minute, golden test) or "full" (the book's page; reads the cached runs)
+data = "synthetic"   # procedural faces; the thesis's MS1MV2 run is a script around faceopt.train (see the end)
+device = "auto"      # "cuda" trains the missing runs on a GPU; the cached full runs were made on one
+seed = 0
+
+# %%
+import tempfile
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from faceopt import results
+from faceopt.config import check_choice, check_scale, paths, resolve_device, seed_everything
+from faceopt.data.synthetic_faces import SyntheticFaces, sample_grid
+from faceopt.recognition import experiments as ex
+from faceopt.recognition.hypersphere import angles, planar_run
+from faceopt.stats import compare
+
+check_scale(scale)
+check_choice("data", data, ("synthetic",))
+device = resolve_device(device)
+seed_everything(seed)
+preset = ex.PRESETS[scale]
+if seed:
+    preset = ex.with_overrides(preset, [f"seeds={[seed + s for s in preset.seeds]}"])
+CHAPTER = "04_margin_distillation"
+DATA = (f"synthetic faces: {preset.identities} training identities x {preset.images_per_identity} images "
+        f"at {preset.size} px; LFW-, AgeDB- and MegaFace-like protocols on unseen identities")
+pd.set_option("display.precision", 2)
+sns.set_theme(style="whitegrid", context="notebook")
+print(f"scale={scale}: teacher {preset.teacher} {dict(preset.teacher_options)}, student {preset.student}, "
+      f"{len(ex.METHODS)} student methods x {len(preset.seeds)} seed(s)")
+
+# %% [markdown]
+# ## The data: faces that do not exist
+#
+# No face-identity dataset can be downloaded here, so identities are drawn
+# (`faceopt.data.synthetic_faces`): each identity is a fixed set of traits (head and
+# feature geometry, skin, eye and hair colour, hair style, beard, skin texture), and every
+# image of it adds *nuisance* on top: pose, expression, light, glasses or a mask, blur,
+# noise, JPEG or video-codec compression, infrared. Evaluation identities come from a
+# separate range, so no test face was seen in training. The experiments run at 32x32
+# pixels, which keeps a full comparison (one teacher, 30 students) inside minutes on a
+# GPU; the pipeline is the same at 112x112 (`--set size=112`).
+#
+# Each row below is one identity; the lower block shows what the networks see.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
+big = SyntheticFaces(4, 6, size=112, seed=preset.data_seed, difficulty=preset.difficulty)
+small = SyntheticFaces(4, 6, size=preset.size, seed=preset.data_seed, difficulty=preset.difficulty)
+for ax, faces, title in ((axes[0], big, "112 px"), (axes[1], small, f"{preset.size} px (training size)")):
+    ax.imshow(sample_grid(faces)[..., ::-1])
+    ax.set_title(title)
+    ax.axis("off")
+plt.tight_layout()
+
+# %% [markdown]
+# ## Margins on the hypersphere
+#
+# A margin head keeps one unit vector $W_j$ per class and scores an embedding $x$ by the
+# cosines $\cos\theta_j = W_j^\top x / (\lVert W_j\rVert\,\lVert x\rVert)$. ArcFace
+# {cite}`deng2019arcface` adds an angular margin $m$ to the angle of the true class $y$
+# before the softmax:
+#
+# $$L = -\log \frac{e^{s\cos(\theta_y + m)}}{e^{s\cos(\theta_y + m)} + \sum_{j\ne y} e^{s\cos\theta_j}},$$
+#
+# so an embedding must sit at least $m$ radians closer to its own centre than the
+# decision boundary requires. The embeddings of one person gather in a tight cone around
+# their centre, and the centres spread out.
+#
+# MarginDistillation changes two things for the student:
+#
+# 1. **copy and freeze the centres**: $W_S = W_T$, not trained. The student has to place
+#    its embeddings where the teacher put the classes, which transfers the teacher's
+#    arrangement of the whole sphere without constraining each embedding directly;
+# 2. **a margin per image** from the teacher's confidence. With
+#    $a_i = \cos(W_{T,y_i}, x_{T,i})$ the teacher's cosine to the true centre and
+#    $a_{\max}$ its maximum over the mini-batch,
+#
+# $$m_i = \frac{m_{\max} - m_{\min}}{a_{\max}}\, a_i + m_{\min}, \qquad m_{\min} = 0.2,\ m_{\max} = 0.5 .$$
+#
+# Images the teacher places close to their centre get the full ArcFace margin; images
+# the teacher itself finds hard get a smaller one, so the student does not spend its
+# small capacity forcing them in. The thesis calls $a_i$ an angle, but its formula is the
+# cosine, which is what gives the stated order (closer to the centre, larger margin).
+#
+# With 2-dimensional embeddings the sphere is a circle and all of this can be drawn
+# from a real run: a small conv net trained with ArcFace on six identities (the teacher),
+# and a four-times narrower one trained twice on the same batches, with ArcFace alone and
+# with MarginDistillation. Points are embeddings (their angle on the circle, coloured by
+# identity), lines are the class centres.
+
+# %%
+planar = planar_run(seed=seed)
+fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), subplot_kw={"projection": "polar"})
+palette = sns.color_palette("tab10", planar.centres["teacher"].shape[0])
+titles = {"teacher": "teacher (ArcFace)", "arcface": "student, ArcFace alone",
+          "margin_distillation": "student, MarginDistillation"}
+for ax, (name, title) in zip(axes, titles.items()):
+    th = angles(planar.embeddings[name])
+    r = 1.0 + 0.12 * np.random.default_rng(0).random(len(th))
+    ax.scatter(th, r, c=[palette[k] for k in planar.labels], s=10, alpha=0.8)
+    for k, c in enumerate(angles(planar.centres[name])):
+        ax.plot([c, c], [0, 1.25], color=palette[k], lw=2)
+    ax.set_ylim(0, 1.3)
+    ax.set_yticklabels([])
+    ax.set_title(title, pad=12)
+plt.tight_layout()
+acc = {k: float(((planar.embeddings[k] @ planar.centres[k].T).argmax(1) == planar.labels).mean())
+       for k in titles}
+print("training accuracy by nearest centre:", {k: round(v, 3) for k, v in acc.items()})
+print(f"student centres equal the teacher's under MarginDistillation: "
+      f"{np.allclose(planar.centres['margin_distillation'], planar.centres['teacher'])}")
+
+# %% [markdown]
+# The ArcFace student finds its own arrangement of the classes; the distilled student
+# is held to the teacher's, so the two networks produce comparable embeddings. In 512
+# dimensions the same mechanism carries how the teacher placed thousands of identities
+# relative to each other.
+#
+# ## The methods compared
+#
+# Teacher: an ArcFace iResNet-50 at half width (the thesis: ResNet-100). Student:
+# MobileFaceNet with ReLU and a 512-d embedding, the thesis's student. Every student
+# method trains from the same initial weights for a given seed, on the same
+# identity-balanced batches (groups of 4 images of one person), with SGD (momentum 0.9,
+# weight decay $5\cdot10^{-4}$), $s = 64$, the same step schedule and warm-up:
+#
+# | row | loss |
+# |---|---|
+# | ArcFace | the student alone, $m = 0.5$ |
+# | triplet distillation, L2 / cos {cite}`feng2020triplet` | ArcFace + a triplet loss whose margin grows with the teacher's gap $d_T(a,n) - d_T(a,p)$, scaled into $[0.2, 0.5]$ (batch-hard triplets) |
+# | margin-based KD, $T = 4$ {cite}`nekhaev2020marginkd` | ArcFace + $T^2\,\mathrm{KL}$ between the teacher's and student's softened margin logits |
+# | angular distillation {cite}`duong2019shrinkteanet` | ArcFace + $\mathrm{mean}(1 - \cos(x_S, x_T))$ |
+# | MarginDistillation | copied frozen centres + per-image margins $m_i$ |
+#
+# Two differences from the thesis's setup, both deliberate: the triplet rows add their
+# term to ArcFace so every row trains from scratch on the same budget (Feng et al.
+# fine-tune an ArcFace student instead), and margin-based KD uses the teacher's logits as
+# published, whereas the author's MXNet code computes them and never uses them.
+#
+# ## Training (the cached heavy step)
+#
+# The comparison is 1 teacher and 10 student methods (Table 5 and the ablation of
+# Table 7; its first row *is* MarginDistillation) times the seeds. At full scale that is
+# 31 trainings, 0.4 M teacher and 3.8 M student images: about four hours on two CPU
+# cores (estimated from the training speeds at the end of the chapter: 60 teacher and 420
+# student images/s). So the heavy step is cached: `run_comparison` writes one small JSON per finished
+# run under `book/runs/margin_distillation/` and skips what is there, and an interrupted
+# run resumes from its checkpoint. The book's full page reads the committed runs, made
+# on one NVIDIA H100 with the command below (about 13 minutes, 12 students at a time); a
+# reader without a GPU regenerates them by deleting the folder and running the same
+# command with `--device cpu`.
+#
+# ```
+# python -m faceopt.recognition.experiments --preset full --run-dir book/runs/margin_distillation
+# ```
+
+# %% tags=["nbval-ignore-output"]
+if scale == "full":
+    run_dir = paths().book / "runs" / "margin_distillation"
+else:  # smoke: always trained afresh, on the CPU, in a scratch folder
+    run_dir = tempfile.mkdtemp(prefix="faceopt-md-")
+t0 = time.perf_counter()
+folder = ex.run_comparison(preset, run_dir, device=device, log=lambda msg: None)
+teacher, students = ex.load_runs(folder)
+print(f"{len(students)} student runs + teacher from {folder.name} in {time.perf_counter() - t0:.0f} s; "
+      f"trained on: {teacher['machine']}")
+
+# %%
+metrics = {"lfw": "LFW-like", "agedb": "AgeDB-like", "megaface_rank1": "MegaFace-like rank-1"}
+values = {k: ex.collect(students, k) for k in metrics}
+print(f"teacher: {teacher['train']['steps']} steps; students: {students[0]['train']['steps']} steps; "
+      f"evaluation: {teacher['eval_sizes']}")
+
+
+# %% [markdown]
+# ### What margins the teacher hands out
+#
+# The teacher's cosines to its own class centres, over the training images in the
+# training batches, and the margins $m_i$ they give:
+
+# %%
+def bar_hist(ax, counts, edges, color, xlabel):
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=color, alpha=0.85)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("images")
+
+
+hist = teacher["margins"]
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+bar_hist(axes[0], hist["a_counts"], hist["a_edges"], "tab:blue", r"teacher cosine $a_i$ to the true centre")
+bar_hist(axes[1], hist["m_counts"], hist["m_edges"], "tab:orange", r"margin $m_i$")
+plt.tight_layout()
+print(f"mean a_i {hist['a_mean']:.3f}; mean m_i {hist['m_mean']:.3f}; share of m_i below 0.3: {hist['m_below_0.3']:.1%}")
+
+# %% [markdown]
+# A teacher that fits its training set well puts almost every training image close to
+# its centre, so most margins sit near $m_{\max}$ and only the images the teacher finds
+# hard get less. The adaptive margin is therefore a small correction on top of the
+# copied centres; the ablation below measures how much each part is worth.
+#
+# ## Table 5: verification
+#
+# 10-fold accuracy (the insightface protocol: the threshold is chosen on nine folds and
+# applied to the tenth) on 6,000 LFW-like pairs and 6,000 AgeDB-like pairs, whose genuine
+# pairs take the largest age gaps and stronger nuisance. Mean ± standard deviation over
+# the student seeds; the thesis's numbers (real LFW and AgeDB-30, 112 px) beside.
+
+# %%
+THESIS = {cid: c.thesis for cid, c in results.load_claims().items() if cid.startswith(("T5", "T6", "T7"))}
+LABEL = {"teacher": "teacher (ArcFace)", "arcface": "student: ArcFace", "triplet_l2": "triplet distillation, L2",
+         "triplet_cos": "triplet distillation, cos", "margin_kd_t4": "margin-based KD, T=4",
+         "angular": "angular distillation", "margin_distillation": "MarginDistillation",
+         "copy_mi_freeze": "copy + m_i + freeze", "copy_mi": "copy + m_i", "copy": "copy",
+         "mi": "m_i", "copy_freeze": "copy + freeze"}
+THESIS_KEY = {"teacher": "teacher", "arcface": "student_arcface"}
+
+
+def cell(vals):
+    return f"{np.mean(vals):.2f} ± {np.std(vals, ddof=1):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
+
+
+rows = []
+for m in ("teacher", *ex.TABLE5_METHODS):
+    row = {"method": LABEL[m]}
+    for k, thesis_key in (("lfw", "lfw"), ("agedb", "agedb30")):
+        v = [teacher["metrics"][k]] if m == "teacher" else values[k][m]
+        row[f"{metrics[k]} %"] = cell(v)
+        row[f"thesis {thesis_key} %"] = THESIS["T5-verification"][thesis_key][THESIS_KEY.get(m, m)]
+    rows.append(row)
+table5 = pd.DataFrame(rows).set_index("method")
+table5
+
+# %% [markdown]
+# ## Table 6: identification with distractors
+#
+# Rank-1 identification: each probe identity has one image in the gallery, its other
+# images are probes, and the gallery is padded with distractors, single images of other
+# people (MegaFace pads with a million; the full scale here uses 10,000 at 32 px).
+
+# %%
+rows = []
+for m in ("teacher", *ex.TABLE5_METHODS):
+    v = [teacher["metrics"]["megaface_rank1"]] if m == "teacher" else values["megaface_rank1"][m]
+    rows.append({"method": LABEL[m], "MegaFace-like rank-1 %": cell(v),
+                 "thesis MegaFace %": THESIS["T6-identification"][THESIS_KEY.get(m, m)]})
+table6 = pd.DataFrame(rows).set_index("method")
+table6
+
+# %% [markdown]
+# ## Table 7: what each part of MarginDistillation is worth
+#
+# The thesis's ablation switches off the three parts one at a time: copying the
+# centres, the per-image margin $m_i$ instead of the fixed $m = 0.5$, and freezing the
+# copied centres. It reports LFW; AgeDB-like and MegaFace-like are added here because
+# LFW-like accuracy is close to saturation.
+
+# %%
+rows = []
+for m in ex.TABLE7_METHODS:
+    src = ex._ALIAS.get(m, m)
+    rows.append({"parts": LABEL[m], **{f"{metrics[k]} %": cell(values[k][src]) for k in metrics},
+                 "thesis LFW %": THESIS["T7-ablation"][m]})
+table7 = pd.DataFrame(rows).set_index("parts")
+table7
+
+# %%
+long = pd.DataFrame([{"method": LABEL[s["method"]], "metric": metrics[k], "value": s["metrics"][k]}
+                     for s in students for k in metrics])
+order = [LABEL[m] for m in (*ex.TABLE5_METHODS, *ex.METHODS[len(ex.TABLE5_METHODS):])]
+g = sns.catplot(data=long, x="value", y="method", col="metric", kind="point", order=order, sharex=False,
+                linestyle="none", errorbar="sd", height=4.2, aspect=0.9, color="tab:blue")
+for ax, k in zip(g.axes.flat, metrics):
+    ax.axvline(teacher["metrics"][k], color="tab:red", ls="--", lw=1, label="teacher")
+    ax.set_xlabel("%")
+g.axes.flat[0].legend(loc="lower left")
+g.set_titles("{col_name}")
+plt.tight_layout()
+
+# %% [markdown]
+# ## Is the difference bigger than the noise?
+#
+# Each comparison below is MarginDistillation minus another method, over the seeds, with
+# the standard error of that difference; "beyond the noise" means more than two standard
+# errors. A claim is recorded as *reproduced* when MarginDistillation beats the ArcFace
+# student beyond the noise and has the highest mean of the compared methods, as
+# *direction-reproduced* when it is ahead but not clearly, and as *not reproduced* when
+# it is behind the ArcFace student or another method beats it beyond the noise. A claim
+# with several parts takes the status of its weakest part.
+
+# %%
+for k, name in metrics.items():
+    print(name)
+    for m in ex.METHODS:
+        if m != "margin_distillation":
+            print(f"  MarginDistillation vs {LABEL[m]:<26}", compare(values[k]["margin_distillation"], values[k][m]).text("%"))
+
+# %%
+mean = {k: {m: float(np.mean(v)) for m, v in values[k].items()} for k in metrics}
+t5 = {k: ex.winner_status(values[k]) for k in ("lfw", "agedb")}
+t6_md = ex.winner_status(values["megaface_rank1"])
+t6_triplet = ex.weakest([ex.order_status(values["megaface_rank1"], "arcface", t) for t in ("triplet_l2", "triplet_cos")])
+ablation = {k: {m: values[k][ex._ALIAS.get(m, m)] for m in ex.TABLE7_METHODS} for k in metrics}
+
+
+def t7_parts(v):
+    best = ex.winner_status(v, target="copy_mi_freeze", baseline="copy_mi", rivals=ex.TABLE7_METHODS)
+    return {"copy_mi_freeze best": best, "copy_freeze > copy": ex.order_status(v, "copy_freeze", "copy"),
+            "copy_mi worst": ex.weakest([ex.order_status(v, m, "copy_mi") for m in ex.TABLE7_METHODS if m != "copy_mi"])}
+
+
+t7 = {k: t7_parts(ablation[k]) for k in metrics}
+print("T5 by metric:", t5)
+print("T6: MarginDistillation best:", t6_md, "| triplet below ArcFace:", t6_triplet)
+print("T7 parts by metric:", t7)
+
+# %%
+n = len(preset.seeds)
+results.record(
+    "T5-verification", chapter=CHAPTER, scale=scale, data=DATA, status=ex.weakest(t5.values()),
+    measured={"lfw_like": {"teacher": teacher["metrics"]["lfw"], **mean["lfw"]},
+              "agedb_like": {"teacher": teacher["metrics"]["agedb"], **mean["agedb"]},
+              "status_by_metric": t5, "seeds": n},
+    note=f"means over {n} seed(s); LFW-like {t5['lfw']}, AgeDB-like {t5['agedb']}")
+results.record(
+    "T6-identification", chapter=CHAPTER, scale=scale, data=DATA,
+    status=ex.weakest([t6_md, t6_triplet]),
+    measured={"megaface_like_rank1": {"teacher": teacher["metrics"]["megaface_rank1"], **mean["megaface_rank1"]},
+              "distractors": teacher["eval_sizes"]["distractors"], "margin_distillation_best": t6_md,
+              "triplet_below_arcface": t6_triplet, "seeds": n},
+    note=f"MarginDistillation best: {t6_md}; triplet distillation below the ArcFace student: {t6_triplet} "
+         "(our triplet rows add ArcFace and train from scratch)")
+results.record(
+    "T7-ablation", chapter=CHAPTER, scale=scale, data=DATA, status=ex.weakest(t7["lfw"].values()),
+    measured={"lfw_like": {m: float(np.mean(v)) for m, v in ablation["lfw"].items()},
+              "agedb_like": {m: float(np.mean(v)) for m, v in ablation["agedb"].items()},
+              "megaface_like_rank1": {m: float(np.mean(v)) for m, v in ablation["megaface_rank1"].items()},
+              "parts_lfw": t7["lfw"], "parts_agedb": t7["agedb"], "parts_megaface": t7["megaface_rank1"], "seeds": n},
+    note="status from LFW-like accuracy, the thesis's metric; AgeDB-like and MegaFace-like parts in 'measured'")
+print({e["claim_id"]: e["status"] for e in results.load_results()
+       if e["chapter"] == CHAPTER and e["scale"] == scale})
+
+# %% [markdown]
+# ## Reading the results
+#
+# On these data the teacher is far ahead of the ArcFace student, most of all on the
+# harder protocols (AgeDB-like, and rank-1 among 10,000 distractors), which is the gap
+# distillation is meant to close. How much of it each method closes is the point of the
+# chapter; the numbers of the book's run (three seeds, H100) are on the scorecard and in
+# the tables above:
+#
+# * **Copying and freezing the teacher's centres does most of the work**, as the thesis's
+#   conclusion 2 says: the rows with copied frozen centres (MarginDistillation and
+#   copy + freeze) recover most of the teacher's AgeDB-like and MegaFace-like accuracy,
+#   far more than the per-sample losses (angular, triplet) do.
+# * **Copied centres that keep training lose part of that** (copy, copy + $m_i$):
+#   beyond the noise on AgeDB-like and MegaFace-like, as in the thesis's Table 7.
+# * **The adaptive margin alone ($m_i$ without the centres) does nothing measurable**,
+#   and on top of frozen copied centres it is within the noise: our teacher puts nearly
+#   every training image close to its centre, so nearly every $m_i$ is close to 0.5.
+# * **LFW-like accuracy is saturated** near 98% for every distilled student, so the LFW
+#   parts of Tables 5 and 7 are decided by noise here, as they nearly are in the thesis
+#   (its whole Table 7 spans 1.3 points and four rows are within 0.2).
+# * **Triplet distillation is not worse than the ArcFace student** here, unlike the
+#   thesis's MegaFace result; our triplet rows keep the ArcFace term, which is the likely
+#   reason.
+#
+# The statuses are recorded by the rule above, from the seeds, not by eye.
+#
+# ## Training speed on this machine
+#
+# Training images per second of the teacher and the student with an ArcFace head, batch
+# 64, on the CPU (a benchmark: it depends on the machine and on what else runs).
+
+# %% tags=["nbval-ignore-output"]
+speed = {name: ex.training_throughput(model, size=size, options=opts, steps=2 if scale == "smoke" else 5,
+                                      classes=preset.identities)
+         for name, model, opts, size in (
+             (f"teacher {preset.teacher} {dict(preset.teacher_options)} @ {preset.size} px", preset.teacher,
+              preset.teacher_options, preset.size),
+             (f"student {preset.student} @ {preset.size} px", preset.student, preset.student_options, preset.size),
+             (f"student {preset.student} @ 112 px", preset.student, preset.student_options, 112))}
+for k, v in speed.items():
+    print(f"{k:<55} {v:7.0f} images/s")
+
+# %% [markdown]
+# ## At thesis scale
+#
+# The same losses train a real student on MS1MV2 (insightface's `train.rec`/`train.idx`,
+# read without MXNet by `faceopt.data.recordio`) with the loop in `faceopt.train`: SGD,
+# the thesis's step schedule, checkpoints that resume, mixed precision on GPUs and
+# `DistributedDataParallel` under `torchrun`. Precompute the teacher's embeddings once
+# (`experiments.teacher_embeddings`), build the student with
+# `make_distiller("margin_distillation", student_head, teacher_head)` inside a
+# `FaceRecognizer`, and launch one process per GPU:
+#
+# ```
+# torchrun --standalone --nproc_per_node=8 train_ms1mv2.py
+# ```
+#
+# (the `faceopt.train` module's docstring has the whole script and the multi-machine
+# command). Verification on the real LFW, AgeDB-30 and CFP-FP `.bin` files uses
+# `faceopt.data.verification_bin` and `faceopt.recognition.evaluate.verify`.

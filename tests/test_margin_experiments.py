@@ -1,0 +1,167 @@
+"""The Chapter 3 experiment driver: data groups, flips, caching/resume, records, the 2-D demo."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from faceopt.recognition import experiments as ex
+from faceopt.recognition.heads import MarginHead
+from faceopt.recognition.hypersphere import angles, planar_run
+from faceopt.train import TrainConfig, lr_at
+
+MICRO = dataclasses.replace(
+    ex.PRESETS["smoke"], name="micro", identities=6, images_per_identity=4, teacher_options={"width": 0.125},
+    teacher_steps=40, student_steps=2, batch_groups=2, group=2, lfw_folds=2, lfw_pairs_per_fold=8,
+    agedb_pairs_per_fold=8, megaface_probe_identities=4, megaface_probe_images=2, megaface_distractors=6)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_training_set_groups_and_validation() -> None:
+    images = torch.arange(8 * 3 * 4 * 4, dtype=torch.int64).remainder(256).to(torch.uint8).reshape(8, 3, 4, 4)
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    d = ex.TrainingSet(images, labels, group=2)
+    assert len(d) == 4 and d.num_classes == 2
+    x, y = d[3]
+    assert torch.equal(x, images[6:8]) and y.tolist() == [1, 1]
+    with pytest.raises(ValueError, match="divide"):
+        ex.TrainingSet(images, labels, group=3)
+    with pytest.raises(ValueError, match="sorted"):
+        ex.TrainingSet(images, torch.tensor([0, 1, 0, 0, 1, 1, 1, 1]), group=2)
+    with pytest.raises(ValueError, match="uint8"):
+        ex.TrainingSet(images.float(), labels, group=2)
+    with pytest.raises(ValueError, match="both"):
+        ex.TrainingSet(images, labels, group=2, teacher=torch.zeros(8, 5))
+
+
+def test_loss_fn_mirrors_image_and_teacher_embedding_together() -> None:
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (1, 16, 3, 2, 5), dtype=torch.uint8)   # [P, K, 3, H, W]
+    labels = torch.arange(16)[None]
+    t, t_flip = torch.zeros(1, 16, 3), torch.ones(1, 16, 3)
+    seen = {}
+
+    def net(x, y, te=None):
+        seen.update(x=x, te=te)
+        return x.sum() * 0
+
+    ex._loss_fn(net, [images, labels, t, t_flip])
+    x, te = seen["x"], seen["te"]
+    flipped = te[:, 0] == 1
+    assert 0 < int(flipped.sum()) < 16          # a random mix of mirrored and plain images
+    expect = torch.where(flipped[:, None, None, None], images[0].flip(3), images[0]).float()
+    assert torch.allclose(x, (expect - 127.5) / 127.5)  # the network sees (x - 127.5) / 127.5
+
+
+def test_lr_warmup_then_steps() -> None:
+    cfg = TrainConfig(max_steps=100, lr=0.1, milestones=(50,), warmup_steps=10)
+    assert lr_at(0, cfg) == pytest.approx(0.01)
+    assert lr_at(4, cfg) == pytest.approx(0.05)
+    assert lr_at(9, cfg) == pytest.approx(0.1) and lr_at(49, cfg) == pytest.approx(0.1)
+    assert lr_at(50, cfg) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TrainConfig(max_steps=3, warmup_steps=-1)
+
+
+def test_overrides_and_key() -> None:
+    p = ex.with_overrides(ex.PRESETS["full"], ["identities=1000", "teacher=iresnet100", "milestones=[0.5]"])
+    assert p.identities == 1000 and p.teacher == "iresnet100" and p.milestones == (0.5,)
+    assert p.key() != ex.PRESETS["full"].key()
+    assert dataclasses.replace(p, seeds=(0, 1, 2, 3, 4)).key() == p.key()  # more seeds extend a run
+    with pytest.raises(ValueError, match="FIELD"):
+        ex.with_overrides(p, ["nonsense=1"])
+
+
+def test_margin_histogram_counts_and_range() -> None:
+    torch.manual_seed(0)
+    head = MarginHead(8, 5)
+    emb = head.weight.detach()[torch.arange(40) % 5] + 0.3 * torch.randn(40, 8)
+    h = ex.margin_histogram(head, emb, torch.arange(40) % 5, batch_size=16, bins=10)
+    assert sum(h["a_counts"]) == 32 and sum(h["m_counts"]) == 32  # two full batches of 16
+    assert 0.2 <= h["m_mean"] <= 0.5
+
+
+def test_run_comparison_caches_resumes_and_records(tmp_path, monkeypatch) -> None:
+    folder = ex.run_comparison(MICRO, tmp_path, methods=["arcface", "copy_mi_freeze"], seeds=[0],
+                               device="cpu", log=lambda *_: None)
+    assert folder == ex.run_folder(MICRO, tmp_path)
+    teacher, students = ex.load_runs(folder)
+    assert {s["method"] for s in students} == {"arcface", "margin_distillation"}  # the alias is one run
+    by = {s["method"]: s for s in students}
+    assert by["margin_distillation"]["train"]["centres_equal_teacher"] is True
+    assert by["arcface"]["train"]["centres_equal_teacher"] is False
+    for rec in (teacher, *students):
+        assert {"lfw", "agedb", "megaface_rank1"} <= set(rec["metrics"])
+        assert 0 <= rec["metrics"]["megaface_rank1"] <= 100
+    assert teacher["eval_sizes"]["distractors"] == 6
+
+    def boom(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(ex, "train_student", boom)
+    monkeypatch.setattr(ex, "train_teacher", boom)
+    ex.run_comparison(MICRO, tmp_path, methods=["arcface"], seeds=[0], device="cpu", log=lambda *_: None)
+
+    bad = folder / "students" / "arcface-seed0.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="arcface-seed0.json"):
+        ex.load_runs(folder)
+    bad.write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="format"):
+        ex.load_runs(folder)
+    with pytest.raises(ValueError, match="unknown method"):
+        ex.run_comparison(MICRO, tmp_path, methods=["distil_everything"], device="cpu")
+    with pytest.raises(FileNotFoundError, match="teacher.json"):
+        ex.load_runs(tmp_path / "nowhere")
+
+
+def test_cached_full_runs_are_complete() -> None:
+    """The committed full-scale cache holds the teacher and every method x seed of the preset."""
+    from faceopt.config import paths
+
+    folder = ex.run_folder(ex.PRESETS["full"], paths().book / "runs" / "margin_distillation")
+    teacher, students = ex.load_runs(folder)
+    got = {(s["method"], s["seed"]) for s in students}
+    assert got == {(m, s) for m in ex.METHODS for s in ex.PRESETS["full"].seeds}
+    assert json.loads((folder / "config.json").read_text())["preset"]["teacher"] == ex.PRESETS["full"].teacher
+
+
+def test_planar_run_copies_centres_and_bounds_margins() -> None:
+    r = planar_run(identities=4, images=8, steps=60, batch=16)
+    assert np.allclose(r.centres["margin_distillation"], r.centres["teacher"])
+    assert not np.allclose(r.centres["arcface"], r.centres["teacher"])
+    assert r.margins.max() == pytest.approx(0.5) and r.margins.min() >= 0.2 - 1e-6
+    # m_i is linear in a_i: the largest teacher cosine gets m_max
+    assert r.margins[np.argmax(r.teacher_cos)] == pytest.approx(0.5)
+    assert np.allclose(angles(np.array([[1.0, 0.0], [0.0, 2.0]])), [0.0, np.pi / 2])
+    with pytest.raises(ValueError, match="N, 2"):
+        angles(np.zeros((3, 3)))
+
+
+def test_status_rules() -> None:
+    v = {"arcface": [90.0, 91.0, 90.5], "margin_distillation": [95.0, 95.5, 95.2], "angular": [94.0, 94.2, 94.1]}
+    assert ex.winner_status(v) == "reproduced"
+    v["angular"] = [95.6, 95.0, 95.4]           # higher mean, within the noise
+    assert ex.winner_status(v) == "direction-reproduced"
+    v["angular"] = [99.0, 99.1, 99.2]           # beats the target beyond the noise
+    assert ex.winner_status(v) == "not-reproduced"
+    v = {"arcface": [90.0, 96.0, 93.0], "margin_distillation": [94.0, 94.2, 94.1]}
+    assert ex.winner_status(v) == "direction-reproduced"   # ahead of the student by less than 2 se
+    v = {"arcface": [95.0, 95.1, 95.2], "margin_distillation": [94.0, 94.2, 94.1]}
+    assert ex.winner_status(v) == "not-reproduced"
+    assert ex.order_status({"a": [2.0, 2.1, 2.2], "b": [1.0, 1.1, 1.2]}, "a", "b") == "reproduced"
+    assert ex.order_status({"a": [2.0, 1.0, 3.0], "b": [1.9, 1.8, 2.0]}, "a", "b") == "direction-reproduced"
+    assert ex.order_status({"a": [1.0], "b": [2.0]}, "a", "b") == "not-reproduced"
+    assert ex.weakest(["reproduced", "direction-reproduced"]) == "direction-reproduced"
+    recs = [{"method": "x", "seed": 1, "metrics": {"lfw": 2.0}}, {"method": "x", "seed": 0, "metrics": {"lfw": 1.0}}]
+    assert ex.collect(recs, "lfw") == {"x": [1.0, 2.0]}
