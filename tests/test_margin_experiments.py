@@ -121,6 +121,10 @@ def test_run_comparison_caches_resumes_and_records(tmp_path, monkeypatch) -> Non
         ex.load_runs(folder)
     with pytest.raises(ValueError, match="unknown method"):
         ex.run_comparison(MICRO, tmp_path, methods=["distil_everything"], device="cpu")
+    (folder / "students" / "arcface-seed0.json").unlink()
+    torch.save({"backbone": {}, "head": {"weight": torch.zeros(3, 512)}}, folder / "teacher.pt")
+    with pytest.raises(ValueError, match="teacher.pt"):   # e.g. a teacher with another class count
+        ex.run_comparison(MICRO, tmp_path, methods=["arcface"], seeds=[0], device="cpu", log=lambda *_: None)
     with pytest.raises(FileNotFoundError, match="teacher.json"):
         ex.load_runs(tmp_path / "nowhere")
 
@@ -139,6 +143,7 @@ def test_cached_full_runs_are_complete() -> None:
 def test_planar_run_copies_centres_and_bounds_margins() -> None:
     r = planar_run(identities=4, images=8, steps=60, batch=16)
     assert np.allclose(r.centres["margin_distillation"], r.centres["teacher"])
+    assert set(r.embeddings) == {"no_margin", "teacher", "arcface", "margin_distillation"}
     assert not np.allclose(r.centres["arcface"], r.centres["teacher"])
     assert r.margins.max() == pytest.approx(0.5) and r.margins.min() >= 0.2 - 1e-6
     # m_i is linear in a_i: the largest teacher cosine gets m_max
@@ -165,3 +170,10 @@ def test_status_rules() -> None:
     assert ex.weakest(["reproduced", "direction-reproduced"]) == "direction-reproduced"
     recs = [{"method": "x", "seed": 1, "metrics": {"lfw": 2.0}}, {"method": "x", "seed": 0, "metrics": {"lfw": 1.0}}]
     assert ex.collect(recs, "lfw") == {"x": [1.0, 2.0]}
+
+
+def test_class_spread_by_hand() -> None:
+    from faceopt.recognition.hypersphere import class_spread
+
+    e = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [-1.0, 0.0]])   # class 0 at 0 and 90 degrees
+    assert class_spread(e, np.array([0, 0, 1, 1])) == pytest.approx((45 + 45 + 0 + 0) / 4)

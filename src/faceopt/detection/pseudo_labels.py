@@ -68,6 +68,8 @@ import cv2
 import numpy as np
 import torch
 
+from faceopt.detection.cdnet import read_video
+
 __all__ = [
     "KIND_CARRIED",
     "KIND_CONFIRMED",
@@ -236,26 +238,9 @@ class PseudoLabelStats:
 # Video and background
 # --------------------------------------------------------------------------- #
 def read_frames(video_path: str | Path) -> Iterator[np.ndarray]:
-    """The frames of a video, in order, as BGR ``uint8 HxWx3``.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: OpenCV cannot open it.
-    """
-    path = Path(video_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no video at {path}")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ValueError(f"OpenCV cannot open the video {path}")
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            yield frame
-    finally:
-        cap.release()
+    """The frames of a video, in order, as BGR ``uint8 HxWx3`` (:func:`faceopt.detection.cdnet.read_video`:
+    ``FileNotFoundError`` for no file, ``ValueError`` for a file OpenCV cannot read)."""
+    return read_video(video_path)
 
 
 def median_background(video_path: str | Path, step: int = 5) -> np.ndarray:

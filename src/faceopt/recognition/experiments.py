@@ -466,8 +466,11 @@ def run_comparison(preset: DistillPreset, run_dir: str | os.PathLike, *, methods
     sets = None
     backbone, head = build_teacher(preset)
     if t_pt.exists():
-        state = torch.load(t_pt, weights_only=True)
-        backbone.load_state_dict(state["backbone"]), head.load_state_dict(state["head"])
+        try:
+            state = torch.load(t_pt, weights_only=True)
+            backbone.load_state_dict(state["backbone"]), head.load_state_dict(state["head"])
+        except (RuntimeError, KeyError, OSError, EOFError) as exc:
+            raise ValueError(f"{t_pt}: not a teacher of this preset ({exc}); delete it to retrain") from exc
         backbone.eval()
         stats = None
     else:

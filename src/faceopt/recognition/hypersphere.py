@@ -21,7 +21,7 @@ from faceopt.recognition.distillers import make_distiller
 from faceopt.recognition.heads import FaceRecognizer, MarginHead
 from faceopt.recognition.losses import CombinedMarginLoss
 
-__all__ = ["TinyEmbedder", "PlanarRun", "planar_run", "angles"]
+__all__ = ["TinyEmbedder", "PlanarRun", "planar_run", "angles", "class_spread"]
 
 
 class TinyEmbedder(nn.Module):
@@ -73,6 +73,9 @@ def planar_run(identities: int = 6, images: int = 24, size: int = 32, steps: int
                s: float = 16.0, m: float = 0.5, seed: int = 0) -> PlanarRun:
     """Train the 2-D teacher, an ArcFace student and a MarginDistillation student (CPU, seeded).
 
+    Also trains the teacher's net without a margin (``m = 0``, key ``"no_margin"``) on the
+    same batches, to show what the margin does to the classes.
+
     ``s`` is lower than the thesis's 64 because a 2-D embedding of a few classes saturates
     the softmax at 64; the margin ``m`` and ``m_min = 0.2, m_max = 0.5`` are the thesis's.
     Runs on one thread: the nets are so small that a second thread only adds waiting.
@@ -97,6 +100,11 @@ def _planar_run(identities: int, images: int, size: int, steps: int, batch: int,
         t_emb = teacher.backbone(x)
     out_emb = {"teacher": teacher.embed(x).detach().numpy()}
     out_c = {"teacher": nn.functional.normalize(t_head.weight.detach(), dim=1).numpy()}
+    seed_everything(seed, threads=None)  # the same net and batches without the margin (normalised softmax)
+    plain = FaceRecognizer(TinyEmbedder(16), p_head := MarginHead(2, identities), CombinedMarginLoss(s, 1.0, 0.0, 0.0))
+    _fit(plain, x, y, steps, batch, seed)
+    out_emb["no_margin"] = plain.embed(x).detach().numpy()
+    out_c["no_margin"] = nn.functional.normalize(p_head.weight.detach(), dim=1).numpy()
     md = None
     for name in ("arcface", "margin_distillation"):
         seed_everything(seed + 1, threads=None)
@@ -122,3 +130,16 @@ def angles(vectors: np.ndarray) -> np.ndarray:
     if v.ndim != 2 or v.shape[1] != 2:
         raise ValueError(f"expected [N, 2] vectors, got shape {v.shape}")
     return np.arctan2(v[:, 1], v[:, 0])
+
+
+def class_spread(embeddings: np.ndarray, labels: np.ndarray) -> float:
+    """Mean angle in degrees between each unit embedding and its class's mean direction."""
+    e = np.asarray(embeddings, dtype=np.float64)
+    e = e / np.linalg.norm(e, axis=1, keepdims=True)
+    out = []
+    for k in np.unique(labels):
+        v = e[labels == k]
+        c = v.mean(0)
+        c /= np.linalg.norm(c)
+        out.append(np.degrees(np.arccos(np.clip(v @ c, -1.0, 1.0))))
+    return float(np.concatenate(out).mean())
