@@ -49,3 +49,8 @@ def test_assets_unknown_name(capsys):
 def test_train_passes_arguments_through(tmp_path):
     assert main(["train", "--demo", "--max-steps", "1", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "last.pt").exists()
+
+
+def test_distill_passes_arguments_through(capsys):
+    assert main(["distill", "--preset", "smoke", "--run-dir", "unused", "--set", "bogus=1"]) == 2
+    assert "bad override 'bogus=1'" in capsys.readouterr().err

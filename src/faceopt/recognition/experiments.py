@@ -21,11 +21,12 @@ positives for the triplet methods and all methods see identical batches.
 
 :func:`run_comparison` runs the whole table for a :class:`DistillPreset` and writes one
 JSON per run (``teacher.json``, ``students/<method>-seed<k>.json``); the chapter reads
-them with :func:`load_runs`. Running the module as a script does the same from a shell,
-e.g. several processes sharing one GPU::
+them with :func:`load_runs`. ``faceopt distill`` (or ``python -m faceopt.recognition.experiments``)
+does the same from a shell, e.g. several processes sharing one GPU::
 
-    python -m faceopt.recognition.experiments --preset full --run-dir runs/md --teacher-only
-    python -m faceopt.recognition.experiments --preset full --run-dir runs/md --methods arcface --seeds 0
+    faceopt distill --preset full --run-dir runs/md --teacher-only
+    faceopt distill --preset full --run-dir runs/md --methods arcface --seeds 0 &
+    faceopt distill --preset full --run-dir runs/md --methods margin_distillation --seeds 0 &
 """
 from __future__ import annotations
 
@@ -608,7 +609,7 @@ def with_overrides(preset: DistillPreset, items: Iterable[str]) -> DistillPreset
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m faceopt.recognition.experiments",
+    p = argparse.ArgumentParser(prog="faceopt distill",
                                 description="Train and evaluate the teacher and the students of thesis Tables 5-7.")
     p.add_argument("--preset", choices=sorted(PRESETS), default="smoke")
     p.add_argument("--run-dir", required=True, help="folder for results, checkpoints and the teacher")
