@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -129,7 +129,9 @@ class MobileNetV2SSDLiteFeatures(nn.Module):
         return OrderedDict((str(i), m) for i, m in enumerate(self.feature_maps(outputs[-1], tap)))
 
 
-def build_ssd_mobilenetv2(num_classes: int = 2, size: int = 320, width_mult: float = 1.0) -> SSD:
+def build_ssd_mobilenetv2(num_classes: int = 2, size: int = 320, width_mult: float = 1.0, *,
+                          input_size: tuple[int, int] | None = None,
+                          anchor_scales: Sequence[float] | None = None) -> SSD:
     """SSDlite + MobileNetV2 detector (layout in the module docstring), randomly initialised.
 
     ``num_classes`` counts the background (2 = one object class). Input: a list of
@@ -140,6 +142,17 @@ def build_ssd_mobilenetv2(num_classes: int = 2, size: int = 320, width_mult: flo
     ``{"boxes", "scores", "labels"}`` per image, boxes in the image's own pixels.
     Train on batches of at least 2 images: the last extra maps are 1x1, and batch norm
     needs more than one value per channel (as in torchvision's SSDlite).
+
+    Optional, for small objects or non-square frames (the defaults keep the layout above):
+
+    * ``input_size``: ``(width, height)`` of the network input, replacing ``size x size``.
+      torchvision's ``GeneralizedRCNNTransform(fixed_size=(w, h))`` stretches every image
+      to ``h`` rows and ``w`` columns, and ``DefaultBoxGenerator`` multiplies the relative
+      anchor width by the input width and the relative height by the input height, so an
+      anchor of scale ``s`` and aspect ratio ``a`` is ``s*sqrt(a)*w`` by ``s/sqrt(a)*h``
+      input pixels (the same fraction of the frame at any input size).
+    * ``anchor_scales``: the 7 relative scales ``s_1..s_6, s_7`` of ``DefaultBoxGenerator``
+      (map ``k`` uses ``s_k`` and ``sqrt(s_k * s_{k+1})``), replacing 0.2..0.95 and 1.0.
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes counts the background and must be an int >= 2, got {num_classes!r}")
@@ -147,13 +160,24 @@ def build_ssd_mobilenetv2(num_classes: int = 2, size: int = 320, width_mult: flo
         raise ValueError(f"size must be an int >= 32 (a multiple of 32 is intended), got {size!r}")
     if not width_mult > 0:
         raise ValueError(f"width_mult must be positive, got {width_mult!r}")
+    if input_size is None:
+        input_size = (size, size)
+    if (len(input_size) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 32
+                                    for v in input_size)):
+        raise ValueError(f"input_size must be (width, height), ints >= 32, got {input_size!r}")
+    input_size = (int(input_size[0]), int(input_size[1]))
+    if anchor_scales is not None:
+        anchor_scales = [float(v) for v in anchor_scales]
+        if len(anchor_scales) != 7 or not all(0 < v for v in anchor_scales) or anchor_scales != sorted(anchor_scales):
+            raise ValueError(f"anchor_scales must be 7 increasing positive relative scales, got {anchor_scales!r}")
     norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
     backbone = mobilenet_v2(weights=None, width_mult=width_mult, norm_layer=norm_layer)
     _normal_init(backbone)
     features = MobileNetV2SSDLiteFeatures(backbone.features, norm_layer, width_mult)
-    anchors = DefaultBoxGenerator([[2, 3] for _ in features.out_channels], min_ratio=0.2, max_ratio=0.95)
+    anchors = DefaultBoxGenerator([[2, 3] for _ in features.out_channels], min_ratio=0.2, max_ratio=0.95,
+                                  scales=anchor_scales)
     head = SSDLiteHead(features.out_channels, anchors.num_anchors_per_location(), num_classes, norm_layer)
-    return SSD(features, anchors, (size, size), num_classes, head=head,
+    return SSD(features, anchors, input_size, num_classes, head=head,
                score_thresh=0.001, nms_thresh=0.55, detections_per_img=300, topk_candidates=300,
                image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
 
