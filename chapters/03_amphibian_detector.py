@@ -23,9 +23,9 @@
 # change, a box is kept only where the description changed. The thesis calls the method
 # **AmphibianDetector**.
 #
-# This page runs it on a door-phone scene with exact ground truth. The pedestrian
-# video of the thesis's protocol (CDNet2014, or OpenCV's `vtest.avi` here) follows in
-# the next revision of this chapter.
+# This page runs it on two scenes: a door-phone scene with exact ground truth and a
+# face detector, and the thesis's pedestrian protocol on OpenCV's `vtest.avi` with the
+# thesis's own detector architecture, SSDlite-MobileNetV2.
 
 # %% tags=["colab"]
 # Colab only: install faceopt beside Colab's own torch. Does nothing elsewhere.
@@ -52,14 +52,18 @@ import torch
 
 from faceopt import results
 from faceopt.assets import asset_path
-from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
+from faceopt.config import check_choice, check_scale, paths, resolve_device, seed_everything
 from faceopt.data.doorbell import DoorbellConfig, doorbell_scene
+from faceopt.data.pedestrian import pedestrian_scene
 from faceopt.detection import experiments as ex
 from faceopt.detection.amphibian import AmphibianDetector
 from faceopt.detection.blazeface import BlazeFace
 from faceopt.detection.figures import motion_strip
 from faceopt.detection.metrics import mean_average_precision
+from faceopt.detection.person_training import load_person_detector
+from faceopt.detection.pseudo_labels import default_annotation_path, load_annotations
 from faceopt.detection.split import BlazeFaceSplit
+from faceopt.detection.ssd_mobilenetv2 import SSDMobileNetV2Split
 
 check_scale(scale)
 check_choice("data", data, ("doorbell",))
@@ -275,36 +279,149 @@ table3 = pd.DataFrame({"mAP@0.5": [run["map_detector"], run["map_amphibian"]],
                       index=["BlazeFace alone", f"AmphibianDetector (m={chosen_layer}, lambda={chosen_threshold:.2f})"])
 table3
 
+# %% [markdown]
+# ## The pedestrian video
+#
+# The thesis's own test is a pedestrian scene from CDNet2014 under heavy multiplicative
+# noise, with a static human-like object pasted into every frame. Ours is OpenCV's
+# `vtest.avi` (768x576, a fixed camera over a walkway; 795 real frames from Debian's
+# `opencv-doc`), with the same protocol: a static mannequin on the grass and every pixel
+# multiplied by N(0.8, 0.2), seeded. The detector is the thesis's architecture,
+# SSDlite with a MobileNetV2 backbone (width 0.5, 19 backbone blocks), which we trained
+# ourselves from random weights on frames 0 to 397 (`faceopt.detection.person_training`,
+# 16 CPU minutes, weights in `book/runs/person_detector/`). Its ground truth is
+# *pseudo-labels*: person boxes we made once from motion blobs checked by a pose detector
+# and inspected by eye (data/README.md), not human annotations. Everything below runs on
+# the held-out frames from 398 on; a reader with CDNet2014 passes its pedestrian videos
+# through `faceopt.detection.cdnet` in the same way.
+
+# %%
+person = load_person_detector(paths().book / "runs" / "person_detector" / "ssdlite_mobilenetv2_vtest.pt")
+ped_detector = SSDMobileNetV2Split(person, score_threshold=0.2)
+annotations, _ = load_annotations(default_annotation_path())
+ped_index = list(range(398, 398 + preset.pedestrian_frames))
+ped_clean, _ = pedestrian_scene(asset_path("vtest.avi"), annotations, ped_index[:preset.time_frames], augment=False)
+ped_frames, ped_gt = pedestrian_scene(asset_path("vtest.avi"), annotations, ped_index, seed=seed)
+ped_cache = ex.cache_scene(ped_detector, ped_frames, preset.pedestrian_layers)
+ped_times = ex.measure_stage_times(ped_detector, ped_frames[:preset.time_frames], preset.pedestrian_layers,
+                                   repeats=preset.time_repeats)
+ped_grid = pd.DataFrame(ex.gate_grid(ped_cache, ped_gt, preset.pedestrian_layers, preset.thresholds, preset.alpha,
+                                     ped_times))
+ped_alone = mean_average_precision(list(zip(ped_cache.boxes, ped_cache.scores)), ped_gt)
+clean_cache = ex.cache_scene(ped_detector, ped_clean, preset.pedestrian_layers[:1])
+clean_map = mean_average_precision(list(zip(clean_cache.boxes, clean_cache.scores)),
+                                   [annotations.get(i, np.zeros((0, 4), np.float32)) for i in ped_index[:preset.time_frames]])
+print(f"{len(ped_frames)} frames, {sum(len(g) for g in ped_gt)} person boxes; detector alone mAP@0.5: "
+      f"{ped_alone:.3f} with the protocol ({clean_map:.3f} on the first {len(ped_clean)} clean frames)")
+
 # %% tags=["nbval-ignore-output"]
-thesis = {c: results.load_claims()[c].thesis for c in ("T3-map", "F25-baseline", "C6-time", "F24-grid")}
-results.record("T3-map", chapter=CHAPTER, scale=scale, data=DATA,
-               measured={"doorbell": {"map_detector": run["map_detector"], "map_amphibian": run["map_amphibian"],
-                                      "m": chosen_layer, "lambda": chosen_threshold}},
-               status="reproduced" if run["map_amphibian"] > run["map_detector"] else "not-reproduced",
-               note="door-phone scene only so far; the pedestrian scene is still to come")
-best_pixel = float(pixel["mAP"].max())
-results.record("F25-baseline", chapter=CHAPTER, scale=scale, data=DATA,
-               measured={"doorbell": {"map_amphibian_best": float(grid["mAP"].max()), "map_pixel_l2_best": best_pixel,
-                                      "pixel_threshold": float(pixel.loc[pixel["mAP"].idxmax(), "threshold"])}},
-               status="reproduced" if float(grid["mAP"].max()) > best_pixel else "not-reproduced",
-               note="best of each method's grid; pixel distance read as squared L2")
-results.record("F24-grid", chapter=CHAPTER, scale=scale, data=DATA,
-               measured={"doorbell": {"best_map": float(best["mAP"]), "best_m": int(best["layer"]),
-                                      "best_lambda": float(best["threshold"]),
-                                      "best_ratio_m": int(best_ratio["layer"]),
-                                      "best_ratio_lambda": float(best_ratio["threshold"])}},
-               status="direction-reproduced",
-               note="heatmaps produced; BlazeFace has 17 stages, so the arg-max cannot be compared with the "
-                    "thesis's m=5 / m=11 of MobileNetV2-SSD; time axis modelled from measured stage times")
+fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+sns.heatmap(ped_grid.pivot(index="layer", columns="threshold", values="mAP"), ax=axes[0], cmap="viridis",
+            cbar_kws={"label": "mAP@0.5"})
+sns.heatmap(ped_grid.pivot(index="layer", columns="threshold", values="ms per frame"), ax=axes[1],
+            cmap="rocket_r", cbar_kws={"label": "modelled ms per frame"})
+axes[0].set_title("pedestrian video: mAP over m and threshold (Fig. 2.4)")
+axes[1].set_title("mean frame time over m and threshold")
+plt.tight_layout()
+plt.show()
+
+# %%
+ped_stage, ped_head = ex.stage_macs(ped_detector, ped_frames[0])
+ped_grid["expected MMACs"] = [ex.expected_macs(ped_stage, ped_head, int(r.layer), r["static share"]) / 1e6
+                              for _, r in ped_grid.iterrows()]
+ped_best = ped_grid.sort_values(["mAP", "layer", "threshold"], ascending=[False, True, True]).iloc[0]
+ped_good = ped_grid[ped_grid["mAP"] >= 0.98 * ped_best["mAP"]]
+ped_chosen = ped_good.sort_values(["expected MMACs", "layer", "threshold"]).iloc[0]
+ped_layer, ped_threshold = int(ped_chosen["layer"]), float(ped_chosen["threshold"])
+ped_pixel = pd.DataFrame(ex.pixel_sweep(ped_cache, ped_gt, preset.pixel_thresholds, preset.alpha))
+print(f"best mAP {ped_best['mAP']:.3f} at m={int(ped_best['layer'])}, lambda={ped_best['threshold']:.2f}; "
+      f"chosen m={ped_layer}, lambda={ped_threshold:.2f} (mAP {ped_chosen['mAP']:.3f}, "
+      f"{ped_chosen['static share']:.0%} early exits); pixel baseline best mAP {ped_pixel['mAP'].max():.3f}")
+
+# %%
+ped_ours = ped_grid[ped_grid.layer == ped_layer]
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+axes[0].plot(ped_ours["threshold"], ped_ours["mAP"], "o-", label=f"AmphibianDetector, m={ped_layer}")
+axes[0].plot(ped_pixel["threshold"] / max(preset.pixel_thresholds), ped_pixel["mAP"], "s-", color="C1",
+             label="pixel L2 baseline (threshold / 2500)")
+axes[0].axhline(ped_alone, color="grey", ls="--", label="detector alone")
+axes[0].set(xlabel="threshold", ylabel="mAP@0.5", title="pedestrian video: mAP against threshold (Fig. 2.5)")
+axes[1].plot(ped_ours["threshold"], ped_ours["ms per frame"], "o-", label=f"AmphibianDetector, m={ped_layer}")
+axes[1].plot(ped_ours["threshold"], ped_ours["static share"] * 100, "^:", color="C2", label="early exits, %")
+axes[1].set(xlabel="threshold lambda", title="modelled ms per frame (Fig. 2.6)")
+for ax in axes:
+    ax.legend()
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+ped_run = ex.measured_run(ped_detector, ped_frames, ped_gt, layer=ped_layer, threshold=ped_threshold,
+                          alpha=preset.alpha)
+pd.DataFrame({"mAP@0.5": [ped_run["map_detector"], ped_run["map_amphibian"]],
+              "ms per frame": [1e3 * ped_run["s_per_frame_detector"], 1e3 * ped_run["s_per_frame_amphibian"]]},
+             index=["SSDlite-MobileNetV2 alone", f"AmphibianDetector (m={ped_layer}, lambda={ped_threshold:.2f})"])
+
+# %% tags=["nbval-ignore-output"]
+def rank(status):
+    return ("not-reproduced", "direction-reproduced", "reproduced").index(status)
+
+
+def weakest(*statuses):
+    return min(statuses, key=rank)
+
+
+def map_status(r):
+    return "reproduced" if r["map_amphibian"] > r["map_detector"] else "not-reproduced"
+
+
+def time_status(saving):
+    return "reproduced" if saving >= 0.17 else ("direction-reproduced" if saving > 0 else "not-reproduced")
+
+
 saving = 1 - run["s_per_frame_amphibian"] / run["s_per_frame_detector"]
-results.record("C6-time", chapter=CHAPTER, scale=scale, data=DATA,
-               measured={"doorbell": {"s_per_frame_detector": run["s_per_frame_detector"],
-                                      "s_per_frame_amphibian": run["s_per_frame_amphibian"],
-                                      "static_share": run["static_share"], "saving": saving}},
-               status="reproduced" if saving >= 0.17 else ("direction-reproduced" if saving > 0 else "not-reproduced"),
-               note=f"measured in one run; {saving:.0%} less time per frame (thesis: 17%), "
-                    f"{run['static_share']:.0%} of frames stopped early")
-print(f"mAP {run['map_detector']:.3f} -> {run['map_amphibian']:.3f}; time saved {saving:.0%}")
+ped_saving = 1 - ped_run["s_per_frame_amphibian"] / ped_run["s_per_frame_detector"]
+best_pixel, ped_best_pixel = float(pixel["mAP"].max()), float(ped_pixel["mAP"].max())
+DATA = DATA + (f"; pedestrian video: vtest.avi frames 398-{ped_index[-1]} (pseudo-labels), static mannequin, "
+               "noise N(0.8, 0.2); SSDlite-MobileNetV2 trained by us on frames 0-397")
+results.record(
+    "T3-map", chapter=CHAPTER, scale=scale, data=DATA,
+    measured={"doorbell": {"map_detector": run["map_detector"], "map_amphibian": run["map_amphibian"],
+                           "m": chosen_layer, "lambda": chosen_threshold},
+              "pedestrian": {"map_detector": ped_run["map_detector"], "map_amphibian": ped_run["map_amphibian"],
+                             "m": ped_layer, "lambda": ped_threshold}},
+    status=weakest(map_status(run), map_status(ped_run)),
+    note="both scenes; the pedestrian ground truth is pseudo-labels")
+results.record(
+    "F25-baseline", chapter=CHAPTER, scale=scale, data=DATA,
+    measured={"doorbell": {"map_amphibian_best": float(grid["mAP"].max()), "map_pixel_l2_best": best_pixel},
+              "pedestrian": {"map_amphibian_best": float(ped_grid["mAP"].max()), "map_pixel_l2_best": ped_best_pixel}},
+    status=weakest(*("reproduced" if a > b else "not-reproduced" for a, b in (
+        (float(grid["mAP"].max()), best_pixel), (float(ped_grid["mAP"].max()), ped_best_pixel)))),
+    note="best of each method's grid; pixel distance read as squared L2")
+results.record(
+    "F24-grid", chapter=CHAPTER, scale=scale, data=DATA,
+    measured={"doorbell": {"best_map": float(best["mAP"]), "best_m": int(best["layer"]),
+                           "best_lambda": float(best["threshold"]), "best_ratio_m": int(best_ratio["layer"]),
+                           "best_ratio_lambda": float(best_ratio["threshold"])},
+              "pedestrian": {"best_map": float(ped_best["mAP"]), "best_m": int(ped_best["layer"]),
+                             "best_lambda": float(ped_best["threshold"])}},
+    status="direction-reproduced",
+    note="heatmaps produced for both scenes (BlazeFace 17 stages, SSDlite-MobileNetV2 19 blocks); "
+         "time axis modelled from measured stage times")
+results.record(
+    "C6-time", chapter=CHAPTER, scale=scale, data=DATA,
+    measured={"doorbell": {"s_per_frame_detector": run["s_per_frame_detector"],
+                           "s_per_frame_amphibian": run["s_per_frame_amphibian"],
+                           "static_share": run["static_share"], "saving": saving},
+              "pedestrian": {"s_per_frame_detector": ped_run["s_per_frame_detector"],
+                             "s_per_frame_amphibian": ped_run["s_per_frame_amphibian"],
+                             "static_share": ped_run["static_share"], "saving": ped_saving}},
+    status=weakest(time_status(saving), time_status(ped_saving)),
+    note=f"measured in one run per scene; saved {saving:.0%} (door phone) and {ped_saving:.0%} (pedestrian) "
+         f"of the time per frame (thesis: 17%); early exits {run['static_share']:.0%} and "
+         f"{ped_run['static_share']:.0%}")
+print(f"door phone: mAP {run['map_detector']:.3f} -> {run['map_amphibian']:.3f}, time saved {saving:.0%}; "
+      f"pedestrian: mAP {ped_run['map_detector']:.3f} -> {ped_run['map_amphibian']:.3f}, time saved {ped_saving:.0%}")
+
 
 # %% [markdown]
 # ## Reading the results
@@ -318,11 +435,22 @@ print(f"mAP {run['map_detector']:.3f} -> {run['map_amphibian']:.3f}; time saved 
 # early the split is: the right-hand plot of the time section is the honest summary of
 # the time claim.
 #
-# The comparison with the pixel-space baseline is where this scene falls short of the
-# thesis. With sensor noise of a few grey levels the frame itself is a reliable motion
-# signal, so the pixel gate matches the feature-map gate, and the best settings sit at
-# the earliest layers. The thesis's argument for feature maps is robustness to heavy
-# noise: under its multiplicative noise (mean 0.8, sd 0.2 per pixel) the pixel gate
-# never finds a static frame while the deeper stages do, but on this scene BlazeFace
-# then finds no faces at all, so the comparison waits for the pedestrian video and a
-# person detector, the next revision of this chapter.
+# The comparison with the pixel-space baseline is where the door-phone scene falls short
+# of the thesis. With sensor noise of a few grey levels the frame itself is a reliable
+# motion signal, so the pixel gate matches the feature-map gate, and the best settings
+# sit at the earliest layers.
+#
+# The pedestrian video is the thesis's own test, and it reads differently. The
+# multiplicative noise costs our detector most of its accuracy (compare its mAP on the
+# clean frames printed above): it was trained on clean frames, as a COCO detector is. On
+# the noisy frames the box filter helps, as in the thesis's Table 3: boxes on the static
+# mannequin and on noise blotches do not change the feature map and are dropped, so
+# AmphibianDetector's mAP is above the detector's own. The feature-map gate also beats
+# the pixel-space gate, narrowly, which is the claim of Figure 2.5. The time claim fails
+# here, for a reason the thesis's scene did not have: people walk through every frame of
+# vtest.avi, so almost no frame is static and almost nothing stops early, while the
+# gate's cosine map on an early, large feature map costs extra on every frame. The mean
+# frame time goes up, not down. The saving needs empty stretches, as the door-phone scene
+# and the thesis's CDNet pedestrian clips have. Two caveats: the pedestrian ground truth
+# is pseudo-labels, and the full page evaluates 150 consecutive held-out frames (the
+# cached feature maps of all 397 at every block would need about 18 GB).

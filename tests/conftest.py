@@ -8,7 +8,7 @@ os.environ["FACEOPT_RESULTS_DIR"] = tempfile.mkdtemp(prefix="faceopt-test-result
 
 # Golden notebooks that read registry assets; without them (no registry reachable when
 # `make assets` ran) they are skipped with the command that fetches them, not failed.
-GOLDEN_ASSETS = {"03_amphibian_detector.ipynb": ("lfw_subset", "blazeface_short_range")}
+GOLDEN_ASSETS = {"03_amphibian_detector.ipynb": ("lfw_subset", "blazeface_short_range", "vtest.avi")}
 
 
 def pytest_collection_modifyitems(config, items):

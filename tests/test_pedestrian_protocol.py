@@ -30,3 +30,25 @@ def test_augment_combines_both():
     frame = np.full((120, 120, 3), 150, np.uint8)
     out = augment_pedestrian_frame(frame, np.random.default_rng(1), obj=mannequin(60), xy=(10, 10), sd=0.0)
     assert out[40, 25].tolist() != [120, 120, 120] and out[110, 110].tolist() == [120, 120, 120]
+
+
+def test_pedestrian_scene_reads_selected_frames_with_boxes(tmp_path):
+    import cv2
+
+    from faceopt.data.pedestrian import pedestrian_scene
+
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for k in range(6):
+        writer.write(np.full((48, 64, 3), 40 * k, np.uint8))
+    writer.release()
+    boxes = {2: np.array([[1, 2, 10, 20]], np.float32)}
+    frames, gt = pedestrian_scene(path, boxes, [4, 2], augment=False)
+    assert [int(round(f.mean() / 40)) for f in frames] == [2, 4]      # sorted frame order
+    assert gt[0].tolist() == [[1, 2, 10, 20]] and gt[1].shape == (0, 4)
+    noisy, _ = pedestrian_scene(path, boxes, [2, 4], object_height=20, xy=(5, 5), seed=1)
+    again, _ = pedestrian_scene(path, boxes, [2, 4], object_height=20, xy=(5, 5), seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(noisy, again))  # seeded
+    assert not np.array_equal(noisy[0], frames[0])
+    with pytest.raises(ValueError, match="no frame 9"):
+        pedestrian_scene(path, boxes, [9])

@@ -177,3 +177,22 @@ def test_evaluation_of_perfect_predictions_is_one(video):
     gt = [boxes[i] for i in range(6)]
     assert evaluate_person_detector(_Oracle(gt), frames, gt, batch_size=4) == pytest.approx(1.0)
     assert evaluate_person_detector(_Oracle([g + 40 for g in gt]), frames, gt) == pytest.approx(0.0)
+
+
+def test_load_person_detector_errors_name_the_file(tmp_path):
+    from faceopt.detection.person_training import load_person_detector
+
+    with pytest.raises(FileNotFoundError, match="person_training --out"):
+        load_person_detector(tmp_path / "absent.pt")
+    bad = tmp_path / "bad.pt"
+    torch.save({"model": {}}, bad)
+    with pytest.raises(ValueError, match="bad.pt"):
+        load_person_detector(bad)
+
+
+def test_committed_person_detector_loads_at_full_frame():
+    from faceopt.config import paths
+    from faceopt.detection.person_training import FRAME_SIZE, load_person_detector
+
+    model = load_person_detector(paths().book / "runs" / "person_detector" / "ssdlite_mobilenetv2_vtest.pt")
+    assert tuple(model.transform.fixed_size) == FRAME_SIZE and not model.training

@@ -7,6 +7,9 @@ mannequin: head, torso, arms, legs) so that no third-party image is needed.
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Mapping, Sequence
+
 import cv2
 import numpy as np
 
@@ -55,3 +58,31 @@ def augment_pedestrian_frame(frame: np.ndarray, rng: np.random.Generator, *, obj
                              xy: tuple[int, int], mean: float = 0.8, sd: float = 0.2) -> np.ndarray:
     """The thesis's augmentation of one frame: the static object, then multiplicative noise."""
     return multiplicative_noise(paste_object(frame, *obj, xy), rng, mean, sd)
+
+
+def pedestrian_scene(video_path: str | Path, boxes: Mapping[int, np.ndarray], indices: Sequence[int], *,
+                     seed: int = 0, augment: bool = True, object_height: int = 150,
+                     xy: tuple[int, int] = (330, 300), mean: float = 0.8, sd: float = 0.2
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Frames ``indices`` of a video with their person boxes, under the thesis's protocol.
+
+    With ``augment`` every frame gets the same static mannequin at ``xy`` (not a person:
+    never in the ground truth) and seeded multiplicative noise N(``mean``, ``sd``).
+    ``boxes`` maps frame index -> float [N, 4] (frames without an entry have no person).
+    """
+    from faceopt.detection.cdnet import read_video
+
+    wanted = sorted(set(int(i) for i in indices))
+    if not wanted or wanted[0] < 0:
+        raise ValueError(f"indices must be non-negative frame numbers, got {list(indices)[:5]}...")
+    rng = np.random.default_rng([seed, 0x9ED])
+    obj = mannequin(object_height)
+    frames: dict[int, np.ndarray] = {}
+    for i, frame in enumerate(read_video(video_path, max_frames=wanted[-1] + 1)):
+        if i in set(wanted):
+            frames[i] = augment_pedestrian_frame(frame, rng, obj=obj, xy=xy, mean=mean, sd=sd) if augment else frame
+    missing = [i for i in wanted if i not in frames]
+    if missing:
+        raise ValueError(f"{video_path}: has no frame {missing[0]} (it holds {len(frames) and max(frames) + 1} frames)")
+    empty = np.zeros((0, 4), np.float32)
+    return [frames[i] for i in wanted], [np.asarray(boxes.get(i, empty), np.float32).reshape(-1, 4) for i in wanted]

@@ -173,6 +173,8 @@ class AmphibianPreset:
     alpha: float
     time_frames: int
     time_repeats: int
+    pedestrian_frames: int = 30             # consecutive frames from 398 (the detector's held-out half)
+    pedestrian_layers: tuple[int, ...] = (1, 4, 7, 10, 14, 19)
 
 
 PRESETS: dict[str, AmphibianPreset] = {
@@ -183,7 +185,8 @@ PRESETS: dict[str, AmphibianPreset] = {
     "full": AmphibianPreset(frames=300, visits=4, layers=tuple(range(1, 18)),
                             thresholds=tuple(round(0.05 * i, 2) for i in range(21)),
                             pixel_thresholds=(0, 250, 500, 750, 1000, 1500, 2000, 2500), alpha=0.9,
-                            time_frames=30, time_repeats=3),
+                            time_frames=30, time_repeats=3, pedestrian_frames=150,  # the cached maps of 397 frames x 19 blocks
+                            pedestrian_layers=(1, 2, 3, 4, 5, 7, 9, 11, 14, 17, 19)),  # need ~18 GB
 }
 
 
@@ -248,6 +251,8 @@ def stage_macs(detector, example: np.ndarray) -> tuple[list[int], int]:
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    if hasattr(detector, "stage_macs"):  # detectors that count their own stages (SSD-MobileNetV2)
+        return detector.stage_macs(example)
     x, _ = detector.prepare(example)
     per_stage = []
     with torch.inference_mode():

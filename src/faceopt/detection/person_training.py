@@ -327,3 +327,69 @@ def evaluate_person_detector(model: SSD, frames: Sequence[np.ndarray], gt: Seque
     if len(frames) != len(gt):
         raise ValueError(f"{len(frames)} frames but {len(gt)} ground-truth lists")
     return mean_average_precision(predict_persons(model, frames, batch_size=batch_size), list(gt), iou=iou)
+
+
+#: The committed detector: trained by ``python -m faceopt.detection.person_training`` (see :func:`main`).
+TRAIN_FRAMES = range(0, 398)
+TEST_FRAMES = range(398, 795)
+
+
+def load_person_detector(path: str | Path) -> SSD:
+    """The full-frame (768x576) person detector from a checkpoint of :func:`train_person_detector`.
+
+    Raises ``FileNotFoundError`` (with the command that makes the file) or ``ValueError``
+    naming the file when it is not such a checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; train it with `python -m faceopt.detection.person_training "
+                                f"--out {path}` (about 16 minutes on one CPU core)")
+    try:
+        state = torch.load(path, weights_only=True)
+        model = build_person_detector(tuple(state["input_size"]), width_mult=float(state.get("width_mult", 0.5)),
+                                      seed=None)
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError, EOFError) as exc:
+        raise ValueError(f"{path}: not a person-detector checkpoint ({exc})") from exc
+    return with_input_size(model, FRAME_SIZE).eval()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train the vtest person detector on frames 0-397 (random 384x288 crops with flips) and evaluate it."""
+    import argparse
+    import json
+
+    from faceopt.assets import asset_path
+    from faceopt.detection.cdnet import read_video
+    from faceopt.detection.pseudo_labels import default_annotation_path, load_annotations
+
+    p = argparse.ArgumentParser(prog="python -m faceopt.detection.person_training", description=main.__doc__)
+    p.add_argument("--out", type=Path, required=True, help="checkpoint to write (a .json summary goes beside it)")
+    p.add_argument("--steps", type=int, default=1250)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    video = asset_path("vtest.avi")
+    video = video / "vtest.avi" if video.is_dir() else video
+    frames = list(read_video(video))
+    boxes, _ = load_annotations(default_annotation_path())
+    crop = (384, 288)
+    data = VideoPersonDataset(frames, boxes, list(TRAIN_FRAMES), crop_size=crop, flip=True, seed=0)
+    model = build_person_detector(crop, width_mult=0.5, seed=0)
+    res = train_person_detector(model, data, steps=a.steps, batch_size=8, optimizer="adamw", lr=2e-3,
+                                warmup_steps=50, seed=0, checkpoint=a.out, checkpoint_every=200, log=print)
+    full = with_input_size(model, FRAME_SIZE).eval()
+    test = list(TEST_FRAMES)
+    m = evaluate_person_detector(full, [frames[i] for i in test], [boxes.get(i, np.zeros((0, 4), np.float32))
+                                                                   for i in test])
+    summary = {"steps": res.steps, "seconds": res.seconds, "crops_per_s": res.images_per_second,
+               "map50_frames_398_794": m, "train_frames": [TRAIN_FRAMES.start, TRAIN_FRAMES.stop - 1],
+               "crop": list(crop), "width_mult": 0.5, "optimizer": "adamw lr 2e-3, 50 warm-up steps, cosine",
+               "batch_size": 8, "annotations": "data/annotations/vtest_persons.json (pseudo-labels)"}
+    a.out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"mAP@0.5 on frames 398-794: {m:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
