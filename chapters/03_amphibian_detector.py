@@ -58,7 +58,7 @@ from faceopt.data.pedestrian import pedestrian_scene
 from faceopt.detection import experiments as ex
 from faceopt.detection.amphibian import AmphibianDetector
 from faceopt.detection.blazeface import BlazeFace
-from faceopt.detection.figures import motion_strip
+from faceopt.detection.figures import grid_heatmaps, motion_strip
 from faceopt.detection.metrics import mean_average_precision
 from faceopt.detection.person_training import load_person_detector
 from faceopt.detection.pseudo_labels import default_annotation_path, load_annotations
@@ -159,14 +159,7 @@ map_alone = mean_average_precision(list(zip(cache.boxes, cache.scores)), gt)
 print(f"detector alone: mAP@0.5 = {map_alone:.3f}")
 
 # %% tags=["nbval-ignore-output"]
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
-sns.heatmap(grid.pivot(index="layer", columns="threshold", values="mAP"), ax=axes[0], cmap="viridis",
-            cbar_kws={"label": "mAP@0.5"})
-sns.heatmap(grid.pivot(index="layer", columns="threshold", values="ms per frame"), ax=axes[1], cmap="rocket_r",
-            cbar_kws={"label": "modelled ms per frame"})
-axes[0].set_title("mAP over layer m and threshold (cf. thesis Fig. 2.4)")
-axes[1].set_title("mean frame time over m and threshold")
-plt.tight_layout()
+grid_heatmaps(grid, "door phone")
 plt.show()
 
 # %% [markdown]
@@ -178,11 +171,7 @@ plt.show()
 
 # %%
 per_stage, head_macs = ex.stage_macs(detector, frames[0])
-grid["expected MMACs"] = [ex.expected_macs(per_stage, head_macs, int(r.layer), r["static share"]) / 1e6
-                          for _, r in grid.iterrows()]
-best = grid.sort_values(["mAP", "layer", "threshold"], ascending=[False, True, True]).iloc[0]
-good = grid[grid["mAP"] >= 0.98 * best["mAP"]]
-chosen = good.sort_values(["expected MMACs", "layer", "threshold"]).iloc[0]
+best, chosen = ex.choose_setting(grid, per_stage, head_macs)
 chosen_layer, chosen_threshold = int(chosen["layer"]), float(chosen["threshold"])
 full_mmacs = (sum(per_stage) + head_macs) / 1e6
 print(f"detector alone: {full_mmacs:.1f} MMACs per frame; best mAP {best['mAP']:.3f} at m={int(best['layer'])}, "
@@ -315,23 +304,11 @@ print(f"{len(ped_frames)} frames, {sum(len(g) for g in ped_gt)} person boxes; de
       f"{ped_alone:.3f} with the protocol ({clean_map:.3f} on the first {len(ped_clean)} clean frames)")
 
 # %% tags=["nbval-ignore-output"]
-fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
-sns.heatmap(ped_grid.pivot(index="layer", columns="threshold", values="mAP"), ax=axes[0], cmap="viridis",
-            cbar_kws={"label": "mAP@0.5"})
-sns.heatmap(ped_grid.pivot(index="layer", columns="threshold", values="ms per frame"), ax=axes[1],
-            cmap="rocket_r", cbar_kws={"label": "modelled ms per frame"})
-axes[0].set_title("pedestrian video: mAP over m and threshold (Fig. 2.4)")
-axes[1].set_title("mean frame time over m and threshold")
-plt.tight_layout()
+grid_heatmaps(ped_grid, "pedestrian video")
 plt.show()
 
 # %%
-ped_stage, ped_head = ex.stage_macs(ped_detector, ped_frames[0])
-ped_grid["expected MMACs"] = [ex.expected_macs(ped_stage, ped_head, int(r.layer), r["static share"]) / 1e6
-                              for _, r in ped_grid.iterrows()]
-ped_best = ped_grid.sort_values(["mAP", "layer", "threshold"], ascending=[False, True, True]).iloc[0]
-ped_good = ped_grid[ped_grid["mAP"] >= 0.98 * ped_best["mAP"]]
-ped_chosen = ped_good.sort_values(["expected MMACs", "layer", "threshold"]).iloc[0]
+ped_best, ped_chosen = ex.choose_setting(ped_grid, *ex.stage_macs(ped_detector, ped_frames[0]))
 ped_layer, ped_threshold = int(ped_chosen["layer"]), float(ped_chosen["threshold"])
 ped_pixel = pd.DataFrame(ex.pixel_sweep(ped_cache, ped_gt, preset.pixel_thresholds, preset.alpha))
 print(f"best mAP {ped_best['mAP']:.3f} at m={int(ped_best['layer'])}, lambda={ped_best['threshold']:.2f}; "
@@ -361,14 +338,6 @@ pd.DataFrame({"mAP@0.5": [ped_run["map_detector"], ped_run["map_amphibian"]],
              index=["SSDlite-MobileNetV2 alone", f"AmphibianDetector (m={ped_layer}, lambda={ped_threshold:.2f})"])
 
 # %% tags=["nbval-ignore-output"]
-def rank(status):
-    return ("not-reproduced", "direction-reproduced", "reproduced").index(status)
-
-
-def weakest(*statuses):
-    return min(statuses, key=rank)
-
-
 def map_status(r):
     return "reproduced" if r["map_amphibian"] > r["map_detector"] else "not-reproduced"
 
@@ -388,13 +357,13 @@ results.record(
                            "m": chosen_layer, "lambda": chosen_threshold},
               "pedestrian": {"map_detector": ped_run["map_detector"], "map_amphibian": ped_run["map_amphibian"],
                              "m": ped_layer, "lambda": ped_threshold}},
-    status=weakest(map_status(run), map_status(ped_run)),
+    status=results.weakest([map_status(run), map_status(ped_run)]),
     note="both scenes; the pedestrian ground truth is pseudo-labels")
 results.record(
     "F25-baseline", chapter=CHAPTER, scale=scale, data=DATA,
     measured={"doorbell": {"map_amphibian_best": float(grid["mAP"].max()), "map_pixel_l2_best": best_pixel},
               "pedestrian": {"map_amphibian_best": float(ped_grid["mAP"].max()), "map_pixel_l2_best": ped_best_pixel}},
-    status=weakest(*("reproduced" if a > b else "not-reproduced" for a, b in (
+    status=results.weakest(("reproduced" if a > b else "not-reproduced" for a, b in (
         (float(grid["mAP"].max()), best_pixel), (float(ped_grid["mAP"].max()), ped_best_pixel)))),
     note="best of each method's grid; pixel distance read as squared L2")
 results.record(
@@ -415,7 +384,7 @@ results.record(
               "pedestrian": {"s_per_frame_detector": ped_run["s_per_frame_detector"],
                              "s_per_frame_amphibian": ped_run["s_per_frame_amphibian"],
                              "static_share": ped_run["static_share"], "saving": ped_saving}},
-    status=weakest(time_status(saving), time_status(ped_saving)),
+    status=results.weakest([time_status(saving), time_status(ped_saving)]),
     note=f"measured in one run per scene; saved {saving:.0%} (door phone) and {ped_saving:.0%} (pedestrian) "
          f"of the time per frame (thesis: 17%); early exits {run['static_share']:.0%} and "
          f"{ped_run['static_share']:.0%}")

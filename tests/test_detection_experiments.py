@@ -52,3 +52,18 @@ def test_time_model_adds_up():
     assert times.detector_alone == pytest.approx(11.5)
     assert times.frame_time(3, static_share=0.0) == pytest.approx(1 + 2 + 0.1 + 8 + 0.5)
     assert times.frame_time(3, static_share=1.0) == pytest.approx(1 + 2 + 0.1)
+
+
+def test_choose_setting_takes_the_cheapest_within_tolerance():
+    import pandas as pd
+
+    grid = pd.DataFrame({"layer": [1, 2, 3, 3], "threshold": [0.1, 0.1, 0.1, 0.2],
+                         "mAP": [0.50, 1.00, 0.99, 0.97], "static share": [0.0, 0.5, 0.5, 1.0]})
+    from faceopt.detection import experiments as ex
+
+    best, chosen = ex.choose_setting(grid, [10, 10, 10], 10)
+    # expected MACs: (1) 10+30=40 (2) 20+0.5*20=30 (3) 30+0.5*10=35 (4) 30+0=30 -> row 4 is below 98% of 1.0
+    assert grid["expected MMACs"].tolist() == pytest.approx([40e-6, 30e-6, 35e-6, 30e-6])
+    assert int(best["layer"]) == 2 and int(chosen["layer"]) == 2
+    _, chosen = ex.choose_setting(grid, [10, 10, 10], 10, tolerance=0.05)
+    assert int(chosen["layer"]) == 2  # tie on cost with row 4 goes to the earlier layer

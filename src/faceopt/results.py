@@ -27,6 +27,15 @@ from faceopt.config import ALLOWED_SCALES, check_scale, paths
 
 #: Statuses a measurement can be recorded with.
 RECORDED_STATUSES = ("reproduced", "direction-reproduced", "not-reproduced", "needs-real-data")
+#: Measured outcomes from weakest to strongest (a claim of several parts holds only as far as its weakest).
+STATUS_STRENGTH = ("not-reproduced", "direction-reproduced", "reproduced")
+
+
+def weakest(statuses: Iterable[str]) -> str:
+    """The weakest of several measured statuses (``STATUS_STRENGTH`` order)."""
+    return min(statuses, key=STATUS_STRENGTH.index)
+
+
 #: Shown on the scorecard for a claim nothing has measured yet at that scale.
 PENDING = "pending"
 ALL_STATUSES = (*RECORDED_STATUSES, PENDING)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ import torch
 from ..progress import progress
 from .amphibian import PixelGate, SplitDetector
 from .background import CosineBackgroundModel, keep_moving_boxes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -270,3 +273,18 @@ def stage_macs(detector, example: np.ndarray) -> tuple[list[int], int]:
 def expected_macs(per_stage: Sequence[int], head: int, layer: int, static_share: float) -> float:
     """MACs per frame when frames stop after ``layer`` with probability ``static_share``."""
     return sum(per_stage[:layer]) + (1.0 - static_share) * (sum(per_stage[layer:]) + head)
+
+
+def choose_setting(grid: pd.DataFrame, per_stage: Sequence[int], head: int, *, tolerance: float = 0.02
+                   ) -> tuple[pd.Series, pd.Series]:
+    """The best-mAP row of a :func:`gate_grid` table and the chosen one: among the rows within
+    ``tolerance`` of the best mAP, the lowest expected cost (:func:`expected_macs`).
+
+    Adds an ``expected MMACs`` column to ``grid`` (in place). Ties go to the earlier layer,
+    then the lower threshold.
+    """
+    grid["expected MMACs"] = [expected_macs(per_stage, head, int(r.layer), r["static share"]) / 1e6
+                              for _, r in grid.iterrows()]
+    best = grid.sort_values(["mAP", "layer", "threshold"], ascending=[False, True, True]).iloc[0]
+    good = grid[grid["mAP"] >= (1.0 - tolerance) * best["mAP"]]
+    return best, good.sort_values(["expected MMACs", "layer", "threshold"]).iloc[0]

@@ -1,7 +1,7 @@
 """Figures of the detection chapter: frames with boxes and the motion maps beside them."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import matplotlib.pyplot as plt
@@ -36,4 +36,20 @@ def motion_strip(frames: Sequence[np.ndarray], diffs: Sequence[np.ndarray | None
             ax.set_axis_off()
     if im is not None:
         fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8)
+    return fig
+
+
+def grid_heatmaps(grid: Any, title: str) -> plt.Figure:
+    """Figure 2.4: heatmaps of mAP and of modelled ms per frame over layer m and threshold
+    (``grid``: the DataFrame of :func:`faceopt.detection.experiments.gate_grid`)."""
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, value, cmap, label in ((axes[0], "mAP", "viridis", "mAP@0.5"),
+                                   (axes[1], "ms per frame", "rocket_r", "modelled ms per frame")):
+        sns.heatmap(grid.pivot(index="layer", columns="threshold", values=value), ax=ax, cmap=cmap,
+                    cbar_kws={"label": label})
+    axes[0].set_title(f"{title}: mAP over layer m and threshold (Fig. 2.4)")
+    axes[1].set_title("mean frame time over m and threshold")
+    fig.tight_layout()
     return fig

@@ -57,6 +57,7 @@ from faceopt.recognition.evaluate import embed, pair_scores
 from faceopt.recognition.heads import FaceRecognizer, MarginHead
 from faceopt.recognition.losses import CombinedMarginLoss
 from faceopt.recognition.metrics import rank1_identification, tar_at_far, verification_accuracy
+from faceopt.results import weakest
 from faceopt.train import TrainConfig, train
 
 __all__ = [
@@ -479,11 +480,11 @@ def run_comparison(preset: DistillPreset, run_dir: str | os.PathLike, *, methods
         backbone, head, stats = train_teacher(preset, data, seed=preset.data_seed, device=dev,
                                               checkpoint_dir=folder / "ckpt" / "teacher")
         _atomic_save({"backbone": backbone.state_dict(), "head": head.state_dict(), "train": stats}, t_pt)
+    t_emb, t_flip = teacher_embeddings(backbone, images, device=dev)  # for the margins and the students
     if not t_json.exists() or stats is not None:
         stats = stats or state.get("train", {})
         sets = build_eval_sets(preset)
         metrics = evaluate_backbone(backbone, sets, device=dev)
-        t_emb, _ = teacher_embeddings(backbone, images, device=dev)
         hist = margin_histogram(head, t_emb, labels, batch_size=preset.batch_size, m_min=preset.m_min,
                                 m_max=preset.m_max)
         _atomic_json({"format": FORMAT, "method": "teacher", "model": preset.teacher, "seed": preset.data_seed,
@@ -492,7 +493,6 @@ def run_comparison(preset: DistillPreset, run_dir: str | os.PathLike, *, methods
         log(f"teacher: {_summary(metrics)}")
     if teacher_only or not todo:
         return folder
-    t_emb, t_flip = teacher_embeddings(backbone, images, device=dev)
     sdata = TrainingSet(images, labels, preset.group, t_emb, t_flip)
     sets = sets or build_eval_sets(preset)
     for method, seed in todo:
@@ -529,14 +529,6 @@ def collect(students: Iterable[Mapping[str, Any]], metric: str) -> dict[str, lis
     for rec in students:
         out.setdefault(rec["method"], []).append((int(rec["seed"]), float(rec["metrics"][metric])))
     return {m: [v for _, v in sorted(vals)] for m, vals in out.items()}
-
-
-STATUS_ORDER = ("not-reproduced", "direction-reproduced", "reproduced")
-
-
-def weakest(statuses: Iterable[str]) -> str:
-    """The weakest of several statuses (a claim holds only as far as its weakest part)."""
-    return min(statuses, key=STATUS_ORDER.index)
 
 
 def winner_status(values: Mapping[str, Sequence[float]], target: str = "margin_distillation",
