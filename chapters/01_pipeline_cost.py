@@ -21,14 +21,7 @@
 # measures exactly that for the networks the thesis uses {cite}`svitov2023`.
 
 # %% tags=["colab"]
-# Colab only: install faceopt beside Colab's own torch. Does nothing elsewhere.
-import sys
-
-if "google.colab" in sys.modules:
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "faceopt @ git+https://github.com/faceopt/faceopt"], check=True)
+# The runner writes the Colab install cell here (faceopt.runner.COLAB_CELL, _config.yml's repository).
 
 # %% tags=["parameters"]
 scale = "smoke"  # "smoke" (a minute, golden test) or "full" (the book's page)
@@ -41,7 +34,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from faceopt import results
+from faceopt import provenance, results
 from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.system import cost
 from faceopt.system.diagram import draw_pipeline
@@ -52,6 +45,7 @@ resolve_device(device)
 seed_everything(seed)
 preset = cost.PRESETS[scale]
 claims = results.load_claims()
+provenance.declare_data("no dataset: the model zoo with random weights, timed on random 112x112 inputs")
 pd.set_option("display.precision", 3)
 sns.set_theme(style="whitegrid", context="notebook")
 print(f"scale={scale}: {len(preset.models)} models, {len(preset.timed)} timed, "

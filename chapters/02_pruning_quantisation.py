@@ -27,14 +27,7 @@
 # mobile face networks of the zoo.
 
 # %% tags=["colab"]
-# Colab only: install faceopt beside Colab's own torch. Does nothing elsewhere.
-import sys
-
-if "google.colab" in sys.modules:
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "faceopt @ git+https://github.com/faceopt/faceopt"], check=True)
+# The runner writes the Colab install cell here (faceopt.runner.COLAB_CELL, _config.yml's repository).
 
 # %% tags=["parameters"]
 scale = "smoke"  # "smoke" (about a minute, golden test) or "full" (the book's page)
@@ -49,7 +42,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from faceopt import results
+from faceopt import provenance, results
 from faceopt.compress import experiments as ex
 from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.data.digits import load_digits_split
@@ -66,6 +59,7 @@ train, test = load_digits_split(seed=0)
 pd.set_option("display.precision", 3)
 sns.set_theme(style="whitegrid", context="notebook")
 CHAPTER, DATA = "02_pruning_quantisation", "scikit-learn digits (1,797 real 8x8 images), fixed 70/30 split"
+provenance.declare_data(DATA + "; the MobileNetV2 and MobileFaceNet of the zoo for deployment timings")
 print(f"scale={scale}: {len(seeds)} seed(s); digits {len(train)} train / {len(test)} test images")
 
 # %% [markdown]
@@ -266,7 +260,7 @@ pd.DataFrame({"r": r.numpy(), "Q(r)": q.numpy(), "S (Q + Z)": dequantize(q, para
 # the relative error $\|x-\hat x\|^2 / \|x\|^2$ on the trained weights and the test-set
 # activations of a small CNN.
 
-# %%
+# %% tags=["machine-dependent"]
 from faceopt.compress.training import fit
 from faceopt.models.lenet import lenet5_digits
 
@@ -290,7 +284,7 @@ errors.rename(columns={"coarse": "per-tensor / symmetric", "fine": "per-channel 
 # closest, in KL divergence, to the original one. Errors are measured on the test set's
 # activations with ranges calibrated on 256 training images.
 
-# %%
+# %% tags=["machine-dependent"]
 calib_rows = pd.DataFrame(ex.calibration_errors(cnn, train.x[:256], test.x, preset.quant_bits))
 calib_table = calib_rows.pivot_table(index=["bits", "activation"], columns="ranges", values="error")
 calib_table
@@ -309,7 +303,7 @@ calib_table
 # alone would help the float network too. So the PTQ model here is quantised from a
 # float network fine-tuned for exactly the same epochs at the same rate.
 
-# %%
+# %% tags=["machine-dependent"]
 pq = pd.DataFrame(ex.ptq_vs_qat_fair(lenet300_100, train, test, seeds=seeds, bits_list=preset.qat_bits,
                                      float_epochs=preset.dense_epochs, qat_epochs=preset.qat_epochs, lr=preset.lr))
 pq_table = pq.groupby("bits")[["float", "PTQ", "QAT"]].agg(["mean", "std"]).sort_index(ascending=False)
@@ -361,7 +355,7 @@ int8[[c for c in int8_cols if c in int8.columns]]
 # direction and clears twice its standard error over the seeds; a difference within
 # the noise is reported as such and does not count.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["machine-dependent"]
 def status_of(cmp, higher_is_better=True):
     good = cmp.a_better if higher_is_better else (cmp.diff < 0 and cmp.significant)
     return "reproduced" if good else "not-reproduced"

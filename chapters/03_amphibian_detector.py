@@ -28,14 +28,7 @@
 # thesis's own detector architecture, SSDlite-MobileNetV2.
 
 # %% tags=["colab"]
-# Colab only: install faceopt beside Colab's own torch. Does nothing elsewhere.
-import sys
-
-if "google.colab" in sys.modules:
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "faceopt @ git+https://github.com/faceopt/faceopt"], check=True)
+# The runner writes the Colab install cell here (faceopt.runner.COLAB_CELL, _config.yml's repository).
 
 # %% tags=["parameters"]
 scale = "smoke"  # "smoke" (a minute, golden test) or "full" (the book's page)
@@ -44,15 +37,17 @@ device = "auto"  # the detector runs on the CPU, the target of the thesis
 seed = 0
 
 # %%
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
 
-from faceopt import results
-from faceopt.assets import asset_path
-from faceopt.config import check_choice, check_scale, paths, resolve_device, seed_everything
+from faceopt import provenance, results
+from faceopt.assets import require
+from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.data.doorbell import DoorbellConfig, doorbell_scene
 from faceopt.data.pedestrian import pedestrian_scene
 from faceopt.detection import experiments as ex
@@ -64,6 +59,7 @@ from faceopt.detection.person_training import load_person_detector
 from faceopt.detection.pseudo_labels import default_annotation_path, load_annotations
 from faceopt.detection.split import BlazeFaceSplit
 from faceopt.detection.ssd_mobilenetv2 import SSDMobileNetV2Split
+from faceopt.resources import resource_path
 
 check_scale(scale)
 check_choice("data", data, ("doorbell",))
@@ -71,11 +67,11 @@ resolve_device(device)
 seed_everything(seed)
 preset = ex.PRESETS[scale]
 CHAPTER = "03_amphibian_detector"
-faces = np.load(asset_path("lfw_subset"))[:100]  # scikit-image's 100 real LFW face crops (25x25, grey)
+faces = np.load(require("lfw_subset"))[:100]  # scikit-image's 100 real LFW face crops (25x25, grey)
 config = DoorbellConfig(frames=preset.frames, visits=preset.visits, seed=seed)
 scene = list(doorbell_scene(faces, config))
 frames, gt = [f for f, _ in scene], [g for _, g in scene]
-detector = BlazeFaceSplit(BlazeFace.from_tflite())
+detector = BlazeFaceSplit(BlazeFace.from_tflite(require("blazeface_short_range")))
 DATA = (f"door-phone scene: {len(frames)} frames {config.width}x{config.height}, {config.visits} visits of real "
         "LFW faces (scikit-image), a static face poster, additive noise sd 3; BlazeFace (MediaPipe) ported to PyTorch")
 pd.set_option("display.precision", 3)
@@ -278,19 +274,23 @@ table3
 # multiplied by N(0.8, 0.2), seeded. The detector is the thesis's architecture,
 # SSDlite with a MobileNetV2 backbone (width 0.5, 19 backbone blocks), which we trained
 # ourselves from random weights on frames 0 to 397 (`faceopt.detection.person_training`,
-# 16 CPU minutes, weights in `book/runs/person_detector/`). Its ground truth is
-# *pseudo-labels*: person boxes we made once from motion blobs checked by a pose detector
-# and inspected by eye (data/README.md), not human annotations. Everything below runs on
+# 16 CPU minutes; the weights ship with faceopt in `faceopt/resources/runs/person_detector/`).
+# Its ground truth is *pseudo-labels*: person boxes we made once from motion blobs checked
+# by a pose detector and inspected by eye (data/README.md), not human annotations, also
+# shipped with faceopt (`faceopt/resources/annotations/`). Everything below runs on
 # the held-out frames from 398 on; a reader with CDNet2014 passes its pedestrian videos
 # through `faceopt.detection.cdnet` in the same way.
 
 # %%
-person = load_person_detector(paths().book / "runs" / "person_detector" / "ssdlite_mobilenetv2_vtest.pt")
+person = load_person_detector(resource_path("runs", "person_detector", "ssdlite_mobilenetv2_vtest.pt"))
+person_card = json.loads(resource_path("runs", "person_detector", "ssdlite_mobilenetv2_vtest.json").read_text())
+provenance.declare_cached_step("the person detector's training (vtest.avi frames 0-397)", person_card["machine"],
+                               person_card["made"])
 ped_detector = SSDMobileNetV2Split(person, score_threshold=0.2)
 annotations, _ = load_annotations(default_annotation_path())
 ped_index = list(range(398, 398 + preset.pedestrian_frames))
-ped_clean, _ = pedestrian_scene(asset_path("vtest.avi"), annotations, ped_index[:preset.time_frames], augment=False)
-ped_frames, ped_gt = pedestrian_scene(asset_path("vtest.avi"), annotations, ped_index, seed=seed)
+ped_clean, _ = pedestrian_scene(require("vtest.avi"), annotations, ped_index[:preset.time_frames], augment=False)
+ped_frames, ped_gt = pedestrian_scene(require("vtest.avi"), annotations, ped_index, seed=seed)
 ped_cache = ex.cache_scene(ped_detector, ped_frames, preset.pedestrian_layers)
 ped_times = ex.measure_stage_times(ped_detector, ped_frames[:preset.time_frames], preset.pedestrian_layers,
                                    repeats=preset.time_repeats)
@@ -351,6 +351,7 @@ ped_saving = 1 - ped_run["s_per_frame_amphibian"] / ped_run["s_per_frame_detecto
 best_pixel, ped_best_pixel = float(pixel["mAP"].max()), float(ped_pixel["mAP"].max())
 DATA = DATA + (f"; pedestrian video: vtest.avi frames 398-{ped_index[-1]} (pseudo-labels), static mannequin, "
                "noise N(0.8, 0.2); SSDlite-MobileNetV2 trained by us on frames 0-397")
+provenance.declare_data(DATA)
 results.record(
     "T3-map", chapter=CHAPTER, scale=scale, data=DATA,
     measured={"doorbell": {"map_detector": run["map_detector"], "map_amphibian": run["map_amphibian"],

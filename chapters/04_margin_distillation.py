@@ -28,14 +28,7 @@
 # differences against the seed-to-seed noise.
 
 # %% tags=["colab"]
-# Colab only: install faceopt beside Colab's own torch. Does nothing elsewhere.
-import sys
-
-if "google.colab" in sys.modules:
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "faceopt @ git+https://github.com/faceopt/faceopt"], check=True)
+# The runner writes the Colab install cell here (faceopt.runner.COLAB_CELL, _config.yml's repository).
 
 # %% tags=["parameters"]
 scale = "smoke"      # "smoke" (about a minute, golden test) or "full" (the book's page; reads the cached runs)
@@ -52,11 +45,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from faceopt import results
-from faceopt.config import check_choice, check_scale, paths, resolve_device, seed_everything
+from faceopt import provenance, results
+from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.data.synthetic_faces import SyntheticFaces, sample_grid
 from faceopt.recognition import experiments as ex
 from faceopt.recognition.hypersphere import angles, class_spread, planar_run
+from faceopt.resources import resource_path
 from faceopt.stats import compare
 
 check_scale(scale)
@@ -69,6 +63,7 @@ if seed:
 CHAPTER = "04_margin_distillation"
 DATA = (f"synthetic faces: {preset.identities} training identities x {preset.images_per_identity} images "
         f"at {preset.size} px; LFW-, AgeDB- and MegaFace-like protocols on unseen identities")
+provenance.declare_data(DATA)
 pd.set_option("display.precision", 2)
 sns.set_theme(style="whitegrid", context="notebook")
 print(f"scale={scale}: teacher {preset.teacher} {dict(preset.teacher_options)}, student {preset.student}, "
@@ -134,7 +129,7 @@ plt.tight_layout()
 # with MarginDistillation. Points are embeddings (their angle on the circle, coloured by
 # identity), lines are the class centres.
 
-# %%
+# %% tags=["machine-dependent"]
 planar = planar_run(seed=seed)
 fig, axes = plt.subplots(1, 4, figsize=(15, 4.2), subplot_kw={"projection": "polar"})
 palette = sns.color_palette("tab10", planar.centres["teacher"].shape[0])
@@ -196,24 +191,28 @@ print(f"student centres equal the teacher's under MarginDistillation: "
 # 31 trainings, 0.4 M teacher and 3.8 M student images: about four hours on two CPU
 # cores (estimated from the training speeds at the end of the chapter: 60 teacher and 420
 # student images/s). So the heavy step is cached: `run_comparison` writes one small JSON per finished
-# run under `book/runs/margin_distillation/` and skips what is there, and an interrupted
-# run resumes from its checkpoint. The book's full page reads the committed runs, made
-# on one NVIDIA H100 with the command below (about 13 minutes, 12 students at a time); a
-# reader without a GPU regenerates them by deleting the folder and running the same
-# command with `--device cpu`.
+# run under `runs/margin_distillation/` of the packaged resources (`faceopt.resources`,
+# `src/faceopt/resources/` in a checkout, so an installed faceopt has them too) and skips
+# what is there, and an interrupted run resumes from its checkpoint. The book's full page
+# reads the committed runs, made on one NVIDIA H100 with the command below, run in a
+# checkout with an editable install (about 13 minutes, 12 students at a time); a reader
+# without a GPU regenerates them by deleting the folder and running the same command with
+# `--device cpu`.
 #
 # ```
-# python -m faceopt.recognition.experiments --preset full --run-dir book/runs/margin_distillation
+# python -m faceopt.recognition.experiments --preset full --run-dir src/faceopt/resources/runs/margin_distillation
 # ```
 
 # %% tags=["nbval-ignore-output"]
 if scale == "full":
-    run_dir = paths().book / "runs" / "margin_distillation"
+    run_dir = resource_path("runs", "margin_distillation", must_exist=False)
 else:  # smoke: always trained afresh, on the CPU, in a scratch folder
     run_dir = tempfile.mkdtemp(prefix="faceopt-md-")
 t0 = time.perf_counter()
 folder = ex.run_comparison(preset, run_dir, device=device, log=lambda msg: None)
 teacher, students = ex.load_runs(folder)
+if scale == "full":
+    provenance.declare_cached_step(f"the {1 + len(students)} trainings of {folder.name}", teacher["machine"])
 print(f"{len(students)} student runs + teacher from {folder.name} in {time.perf_counter() - t0:.0f} s; "
       f"trained on: {teacher['machine']}")
 
@@ -230,7 +229,7 @@ print(f"teacher: {teacher['train']['steps']} steps; students: {students[0]['trai
 # The teacher's cosines to its own class centres, over the training images in the
 # training batches, and the margins $m_i$ they give:
 
-# %%
+# %% tags=["machine-dependent"]
 def bar_hist(ax, counts, edges, color, xlabel):
     ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=color, alpha=0.85)
     ax.set_xlabel(xlabel)
@@ -257,7 +256,7 @@ print(f"mean a_i {hist['a_mean']:.3f}; mean m_i {hist['m_mean']:.3f}; share of m
 # pairs take the largest age gaps and stronger nuisance. Mean ± standard deviation over
 # the student seeds; the thesis's numbers (real LFW and AgeDB-30, 112 px) beside.
 
-# %%
+# %% tags=["machine-dependent"]
 THESIS = {cid: c.thesis for cid, c in results.load_claims().items() if cid.startswith(("T5", "T6", "T7"))}
 LABEL = {"teacher": "teacher (ArcFace)", "arcface": "student: ArcFace", "triplet_l2": "triplet distillation, L2",
          "triplet_cos": "triplet distillation, cos", "margin_kd_t4": "margin-based KD, T=4",
@@ -289,7 +288,7 @@ table5
 # images are probes, and the gallery is padded with distractors, single images of other
 # people (MegaFace pads with a million; the full scale here uses 10,000 at 32 px).
 
-# %%
+# %% tags=["machine-dependent"]
 rows = []
 for m in ("teacher", *ex.TABLE5_METHODS):
     v = [teacher["metrics"]["megaface_rank1"]] if m == "teacher" else values["megaface_rank1"][m]
@@ -306,7 +305,7 @@ table6
 # copied centres. It reports LFW; AgeDB-like and MegaFace-like are added here because
 # LFW-like accuracy is close to saturation.
 
-# %%
+# %% tags=["machine-dependent"]
 rows = []
 for m in ex.TABLE7_METHODS:
     src = ex._ALIAS.get(m, m)
@@ -339,14 +338,14 @@ plt.tight_layout()
 # it is behind the ArcFace student or another method beats it beyond the noise. A claim
 # with several parts takes the status of its weakest part.
 
-# %%
+# %% tags=["machine-dependent"]
 for k, name in metrics.items():
     print(name)
     for m in ex.METHODS:
         if m != "margin_distillation":
             print(f"  MarginDistillation vs {LABEL[m]:<26}", compare(values[k]["margin_distillation"], values[k][m]).text("%"))
 
-# %%
+# %% tags=["machine-dependent"]
 mean = {k: {m: float(np.mean(v)) for m, v in values[k].items()} for k in metrics}
 t5 = {k: ex.winner_status(values[k]) for k in ("lfw", "agedb")}
 t6_md = ex.winner_status(values["megaface_rank1"])
@@ -365,7 +364,7 @@ print("T5 by metric:", t5)
 print("T6: MarginDistillation best:", t6_md, "| triplet below ArcFace:", t6_triplet)
 print("T7 parts by metric:", t7)
 
-# %%
+# %% tags=["machine-dependent"]
 n = len(preset.seeds)
 results.record(
     "T5-verification", chapter=CHAPTER, scale=scale, data=DATA, status=ex.weakest(t5.values()),

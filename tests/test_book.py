@@ -10,7 +10,7 @@ import yaml
 from faceopt import results
 from faceopt.book import build_book
 from faceopt.config import paths
-from faceopt.runner import list_chapters, read_chapter
+from faceopt.runner import list_chapters, page_parameters, read_chapter
 
 ROOT = paths().root
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -32,8 +32,8 @@ def test_first_code_cell_installs_only_in_colab(stem):
     nb = read_chapter(stem)
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert 'if "google.colab" in sys.modules:' in first.source
-    url = CONFIG["repository"]["url"]
-    assert f"faceopt @ git+{url}" in first.source, "the Colab install must point at _config.yml's repository"
+    url, branch = CONFIG["repository"]["url"], CONFIG["repository"]["branch"]
+    assert f"faceopt @ git+{url}@{branch}" in first.source, "the Colab install must point at _config.yml's repository"
 
 
 def test_colab_launch_buttons_configured():
@@ -42,8 +42,7 @@ def test_colab_launch_buttons_configured():
 
 
 def _injected_scale(nb) -> str:
-    cell = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
-    return re.search(r'scale = "(\w+)"', cell.source).group(1)
+    return page_parameters(nb)["scale"]
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)

@@ -131,9 +131,9 @@ def test_run_comparison_caches_resumes_and_records(tmp_path, monkeypatch) -> Non
 
 def test_cached_full_runs_are_complete() -> None:
     """The committed full-scale cache holds the teacher and every method x seed of the preset."""
-    from faceopt.config import paths
+    from faceopt.resources import resource_path
 
-    folder = ex.run_folder(ex.PRESETS["full"], paths().book / "runs" / "margin_distillation")
+    folder = ex.run_folder(ex.PRESETS["full"], resource_path("runs", "margin_distillation"))
     teacher, students = ex.load_runs(folder)
     got = {(s["method"], s["seed"]) for s in students}
     assert got == {(m, s) for m in ex.METHODS for s in ex.PRESETS["full"].seeds}

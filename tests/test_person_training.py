@@ -191,8 +191,8 @@ def test_load_person_detector_errors_name_the_file(tmp_path):
 
 
 def test_committed_person_detector_loads_at_full_frame():
-    from faceopt.config import paths
     from faceopt.detection.person_training import FRAME_SIZE, load_person_detector
+    from faceopt.resources import resource_path
 
-    model = load_person_detector(paths().book / "runs" / "person_detector" / "ssdlite_mobilenetv2_vtest.pt")
+    model = load_person_detector(resource_path("runs", "person_detector", "ssdlite_mobilenetv2_vtest.pt"))
     assert tuple(model.transform.fixed_size) == FRAME_SIZE and not model.training

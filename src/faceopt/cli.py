@@ -9,18 +9,18 @@ Examples::
     faceopt assets fetch vtest.avi
     faceopt bench cost --models mobilefacenet iresnet50 --json cost.json
     faceopt train --demo --max-steps 4 --out runs/demo
-    faceopt distill --preset full --run-dir book/runs/margin_distillation --device cuda
+    faceopt distill --preset full --run-dir src/faceopt/resources/runs/margin_distillation --device cuda
 """
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from .config import ALLOWED_SCALES, paths
+from .io import atomic_write_text
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -42,22 +42,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     total = time.perf_counter()
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}", flush=True)
-        result = run_chapter(name, args.scale, params, out_dir=args.out)
+        result = run_chapter(name, args.scale, params, out_dir=args.out, allow_dirty=args.allow_dirty)
         if args.golden:
-            golden = paths().golden
-            golden.mkdir(parents=True, exist_ok=True)
-            tmp = golden / f"{result.chapter}.ipynb.tmp"
-            shutil.copyfile(result.output, tmp)
-            tmp.replace(golden / f"{result.chapter}.ipynb")
-            print(f"    golden notebook updated: {golden / (result.chapter + '.ipynb')}")
+            for updated in update_golden(result):
+                print(f"    golden updated: {updated}")
     print(f"{len(names)} chapter(s) in {time.perf_counter() - total:.1f} s")
     return 0
+
+
+def update_golden(result) -> list[Path]:
+    """Copy a smoke run's notebook and recorded claims into tests/golden; return the files written."""
+    golden = paths().golden
+    sources = [(result.output, golden / result.output.name)]
+    if result.results.exists():
+        sources.append((result.results, golden / result.results.name))
+    for src, dst in sources:
+        atomic_write_text(dst, src.read_text(encoding="utf-8"))
+    return [dst for _, dst in sources]
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
     from .book import build_book
 
-    index = build_book(args.scale, run=not args.no_run, chapters=args.chapters or None)
+    index = build_book(args.scale, run=not args.no_run, chapters=args.chapters or None, allow_dirty=args.allow_dirty)
     print(f"book built: {index}")
     return 0
 
@@ -105,12 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="chapter parameter")
     run.add_argument("--out", type=Path, default=None, help="folder for the executed notebooks")
     run.add_argument("--golden", action="store_true", help="also update tests/golden (smoke only)")
+    run.add_argument("--allow-dirty", action="store_true",
+                     help="let a full-scale run write pages from a tree with uncommitted changes (trial runs)")
     run.set_defaults(func=_cmd_run)
 
     book = sub.add_parser("book", help="run every chapter and build the HTML book")
     book.add_argument("--scale", choices=ALLOWED_SCALES, default="smoke")
     book.add_argument("--no-run", action="store_true", help="build from the notebooks already executed")
     book.add_argument("--chapters", nargs="*", metavar="CHAPTER")
+    book.add_argument("--allow-dirty", action="store_true",
+                      help="let a full-scale run write pages from a tree with uncommitted changes (trial runs)")
     book.set_defaults(func=_cmd_book)
 
     sub.add_parser("scorecard", help="refresh book/scorecard.md from the full-scale results in book/results"

@@ -52,7 +52,10 @@ class Paths:
 
     @property
     def claims(self) -> Path:
-        return self.book / "claims.yml"
+        """The thesis's claims: ``claims.yml`` packaged in :mod:`faceopt.resources` (installed or not)."""
+        from faceopt.resources import resource_path
+
+        return resource_path("claims.yml", must_exist=False)
 
     @property
     def data(self) -> Path:

@@ -8,11 +8,11 @@ committed pages.
 """
 from __future__ import annotations
 
+import ast
 import datetime as _dt
+import json
 import os
-import platform
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import yaml
 
 from .config import ALLOWED_SCALES, Paths, check_scale, paths
+from .provenance import PROVENANCE_ENV, git_revision, machine_description, read_declarations
 
 #: Parameters every chapter has; the runner sets ``scale`` itself.
 COMMON_PARAMETERS = ("scale", "data", "device", "seed")
@@ -37,6 +38,7 @@ class RunResult:
     scale: str
     output: Path
     wall_s: float
+    results: Path  #: the claims this run recorded (may not exist if the chapter records none)
 
 
 def list_chapters(p: Paths | None = None) -> dict[str, Path]:
@@ -57,27 +59,100 @@ def resolve_chapter(name: str, p: Paths | None = None) -> str:
     raise ChapterError(f"unknown chapter {name!r}; allowed: {allowed}")
 
 
+COLAB_CELL = """\
+# Colab only: install faceopt from {url} ({branch}) beside Colab's own torch. Does nothing elsewhere.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "faceopt @ git+{url}@{branch}"], check=True)"""
+
+
+def repository(p: Paths | None = None) -> tuple[str, str]:
+    """(url, branch) of the book's repository: the one setting is ``repository`` in ``_config.yml``."""
+    p = p or paths()
+    config_file = p.root / "_config.yml"
+    try:
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        repo = config["repository"]
+        return str(repo["url"]).rstrip("/"), str(repo.get("branch", "main"))
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise ChapterError(f"{config_file}: cannot read repository.url ({exc!r}); "
+                           "set `repository: {url: https://github.com/<owner>/<repo>, branch: main}`") from None
+
+
+def _tagged(nb, tag: str, stem: str):
+    cells = [c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ChapterError(f"chapter {stem}: expected exactly one cell tagged {tag!r}, found {len(cells)}")
+    return cells[0]
+
+
 def read_chapter(stem: str, p: Paths | None = None):
-    """The chapter source as an nbformat notebook with a python3 kernelspec."""
+    """The chapter source as an nbformat notebook with a python3 kernelspec; its cell tagged ``colab``
+    is written from :data:`COLAB_CELL` and ``_config.yml``'s repository."""
     import jupytext
 
+    p = p or paths()
     source = list_chapters(p)[stem]
     nb = jupytext.read(source)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.setdefault("language_info", {"name": "python"})
     nb.metadata.pop("jupytext", None)
+    colab = [c for c in nb.cells if "colab" in c.get("metadata", {}).get("tags", [])]
+    if colab:
+        url, branch = repository(p)
+        for cell in colab:
+            cell.source = COLAB_CELL.format(url=url, branch=branch)
     return nb
+
+
+def _literal(value: Any) -> str:
+    """Python source of a parameter value: strings in double quotes, numbers and booleans as is."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (bool, int, float)) or value is None:
+        return repr(value)
+    raise ChapterError(f"parameter value {value!r} must be a string, number or boolean")
+
+
+def set_parameters(nb, values: Mapping[str, Any], stem: str = "chapter") -> None:
+    """Write ``values`` into the assignments of the cell tagged ``parameters``, in place.
+
+    The page keeps one parameters cell (papermill would add a second, injected cell after it),
+    so a reader who edits ``scale`` there, in Colab say, changes what the notebook runs. The
+    comments after each value are kept.
+    """
+    cell = _tagged(nb, "parameters", stem)
+    lines = cell.source.split("\n")
+    spans: dict[str, tuple[int, int, int]] = {}
+    for node in ast.parse(cell.source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            v = node.value
+            if v.lineno == v.end_lineno:
+                spans[node.targets[0].id] = (v.lineno - 1, v.col_offset, v.end_col_offset)
+    for name, value in values.items():
+        if name not in spans:
+            raise ChapterError(f"chapter {stem}: its parameters cell has no one-line assignment to {name!r}")
+        row, start, end = spans[name]
+        line = lines[row].encode("utf-8")  # ast offsets count UTF-8 bytes
+        lines[row] = (line[:start] + _literal(value).encode("utf-8") + line[end:]).decode("utf-8")
+    cell.source = "\n".join(lines)
+
+
+def page_parameters(nb, stem: str = "chapter") -> dict[str, Any]:
+    """Name -> value of a notebook's cell tagged ``parameters`` (a chapter source or an executed page)."""
+    cell = _tagged(nb, "parameters", stem)
+    namespace: dict[str, Any] = {}
+    exec(compile(cell.source, f"{stem}:parameters", "exec"), {}, namespace)  # noqa: S102 - our own source
+    return {k: v for k, v in namespace.items() if not k.startswith("_")}
 
 
 def chapter_parameters(stem: str, p: Paths | None = None) -> dict[str, Any]:
     """Name -> default value of the chapter's ``parameters`` cell."""
-    nb = read_chapter(stem, p)
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise ChapterError(f"chapter {stem}: expected exactly one cell tagged 'parameters', found {len(cells)}")
-    namespace: dict[str, Any] = {}
-    exec(compile(cells[0].source, f"{stem}:parameters", "exec"), {}, namespace)  # noqa: S102 - our own source
-    return {k: v for k, v in namespace.items() if not k.startswith("_")}
+    return page_parameters(read_chapter(stem, p), stem)
 
 
 def parse_parameter(text: str) -> tuple[str, Any]:
@@ -115,52 +190,28 @@ def check_parameters(stem: str, params: Mapping[str, Any], p: Paths | None = Non
     return checked
 
 
-def git_revision(root: Path) -> str:
-    """Short git revision of the checkout, with '+dirty' for uncommitted changes, or 'unknown'."""
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+#: What a run of the book writes itself; changes there do not make a page's revision dirty.
+PAGE_OUTPUTS = ("book/chapters", "book/results", "book/scorecard.md")
 
 
-def machine_description() -> str:
-    """CPU model and core count (or GPU name), OS, for the provenance line of a page."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    desc = f"{cpu}, {os.cpu_count()} logical cores, {platform.system()}"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            desc += f", GPU {torch.cuda.get_device_name(0)}"
-        desc += f", torch {torch.__version__.split('+')[0]}"
-    except ImportError:  # pragma: no cover
-        pass
-    return desc
-
-
-def provenance_markdown(scale: str, params: Mapping[str, Any], wall_s: float, root: Path) -> str:
-    """The line every page shows: scale, data, machine, revision, wall time."""
-    data = params.get("data", "synthetic")
+def provenance_markdown(scale: str, params: Mapping[str, Any], wall_s: float, root: Path,
+                        declared: Mapping[str, Any] | None = None) -> str:
+    """The box every page shows: scale, the data really used, parameters, the machine that rendered the
+    page and the machines of any cached heavy step it read, the git revision and the wall time."""
+    declared = declared or {}
+    data = declared.get("data") or f"`{params.get('data', 'synthetic')}`"
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     extra = {k: v for k, v in params.items() if k not in COMMON_PARAMETERS}
     extra_text = "; parameters " + ", ".join(f"`{k}={v}`" for k, v in extra.items()) if extra else ""
+    cached = "".join(
+        f" Cached heavy step read by this page: {c['what']}, made on {c['machine']}"
+        + (f" ({c['made']})" if c.get("made") else "") + "."
+        for c in declared.get("cached_steps", [])
+    )
     return (
         f"```{{admonition}} How this page was produced\n"
-        f"Scale **{scale}**, data `{data}`{extra_text}; machine: {machine_description()}; "
-        f"revision `{git_revision(root)}`; wall time {wall_s:.0f} s; {when}.\n```"
+        f"Scale **{scale}**; data: {data}{extra_text}. Rendered on {machine_description()}; "
+        f"revision `{git_revision(root, ignore=PAGE_OUTPUTS)}`; wall time {wall_s:.0f} s; {when}.{cached}\n```"
     )
 
 
@@ -182,13 +233,16 @@ def run_chapter(
     params: Mapping[str, Any] | None = None,
     *,
     out_dir: Path | None = None,
+    allow_dirty: bool = False,
     p: Paths | None = None,
     log=print,
 ) -> RunResult:
     """Execute one chapter with papermill and write it atomically to ``out_dir``.
 
-    On a failing cell, raises :class:`ChapterError` naming the chapter and the cell; the
-    partly executed notebook is kept in ``_build/failed`` for inspection, never in ``book/``.
+    The parameters are written into the chapter's own parameters cell. A full-scale run that
+    writes the book's pages needs a clean tree (every page names a clean revision) unless
+    ``allow_dirty``. On a failing cell, raises :class:`ChapterError` naming the chapter and the
+    cell; the partly executed notebook is kept in ``_build/failed``, never in ``book/``.
     """
     import nbformat
     import papermill
@@ -200,18 +254,29 @@ def run_chapter(
     user = check_parameters(stem, dict(params or {}), p)
     if "scale" in user:
         raise ChapterError("set the scale with --scale, not -p scale=...")
-    parameters = {"scale": scale, **user}
+    writes_pages = out_dir is None and scale == "full"
+    if writes_pages and not allow_dirty and git_revision(p.root, ignore=PAGE_OUTPUTS).endswith("+dirty"):
+        raise ChapterError(
+            f"chapter {stem}: the working tree has uncommitted changes outside {', '.join(PAGE_OUTPUTS)}; "
+            "commit them first so the page names a clean revision (or pass --allow-dirty for a trial run)"
+        )
+    nb = read_chapter(stem, p)
+    parameters = {**page_parameters(nb, stem), "scale": scale, **user}
+    set_parameters(nb, parameters, stem)
     out_dir = Path(out_dir) if out_dir else output_dir(scale, p)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{stem}.ipynb"
 
-    env_results = results_dir(scale, p)
-    env_results.mkdir(parents=True, exist_ok=True)
-    old_env = {k: os.environ.get(k) for k in ("FACEOPT_RESULTS_DIR", "FACEOPT_QUIET")}
-    os.environ["FACEOPT_RESULTS_DIR"] = str(env_results)
-    os.environ["FACEOPT_QUIET"] = "1"  # a page is no place for progress bars; the runner reports progress
-    nb = read_chapter(stem, p)
     work = Path(tempfile.mkdtemp(prefix=f"faceopt-{stem}-"))
+    declarations = work / "provenance.json"
+    run_results = work / "results"  # moved into results_dir only when the whole chapter succeeded
+    env = {
+        "FACEOPT_RESULTS_DIR": str(run_results),
+        "FACEOPT_QUIET": "1",  # a page is no place for progress bars; the runner reports progress
+        PROVENANCE_ENV: str(declarations),
+    }
+    old_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         src = work / f"{stem}.src.ipynb"
         executed = work / f"{stem}.ipynb"
@@ -222,7 +287,6 @@ def run_chapter(
             papermill.execute_notebook(
                 str(src),
                 str(executed),
-                parameters=parameters,
                 kernel_name="python3",
                 progress_bar=False,
                 cwd=str(p.root),
@@ -239,12 +303,17 @@ def run_chapter(
             ) from None
         wall = time.perf_counter() - start
         out = nbformat.read(executed, as_version=4)
-        banner = nbformat.v4.new_markdown_cell(provenance_markdown(scale, parameters, wall, p.root))
+        box = provenance_markdown(scale, parameters, wall, p.root, read_declarations(declarations))
+        banner = nbformat.v4.new_markdown_cell(box)
         banner.metadata["tags"] = ["provenance"]
         out.cells.insert(1, banner)
         tmp_target = target.with_suffix(".ipynb.tmp")
         nbformat.write(out, tmp_target)
         os.replace(tmp_target, target)
+        final_results = results_dir(scale, p)
+        final_results.mkdir(parents=True, exist_ok=True)
+        for recorded in sorted(run_results.glob("*.json")):
+            shutil.move(str(recorded), final_results / recorded.name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         for key, value in old_env.items():
@@ -253,7 +322,7 @@ def run_chapter(
             else:
                 os.environ[key] = value
     log(f"[{stem}] done in {wall:.1f} s -> {target}")
-    return RunResult(stem, scale, target, wall)
+    return RunResult(stem, scale, target, wall, results_dir(scale, p) / f"{stem}.{scale}.json")
 
 
 __all__ = [
@@ -264,6 +333,11 @@ __all__ = [
     "check_parameters",
     "list_chapters",
     "output_dir",
+    "page_parameters",
+    "provenance_markdown",
+    "read_chapter",
+    "repository",
+    "set_parameters",
     "parse_parameter",
     "resolve_chapter",
     "results_dir",

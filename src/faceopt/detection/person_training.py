@@ -385,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = {"steps": res.steps, "seconds": res.seconds, "crops_per_s": res.images_per_second,
                "map50_frames_398_794": m, "train_frames": [TRAIN_FRAMES.start, TRAIN_FRAMES.stop - 1],
                "crop": list(crop), "width_mult": 0.5, "optimizer": "adamw lr 2e-3, 50 warm-up steps, cosine",
-               "batch_size": 8, "annotations": "data/annotations/vtest_persons.json (pseudo-labels)"}
+               "batch_size": 8, "annotations": "faceopt/resources/annotations/vtest_persons.json (pseudo-labels)"}
     a.out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"mAP@0.5 on frames 398-794: {m:.3f}")
     return 0

@@ -45,7 +45,8 @@ default); the result is a ``dict`` from frame index to ``float32 [N, 4]`` boxes
 ``x1, y1, x2, y2`` in frame pixels (``x2 = x1 + width``).  :func:`save_annotations`
 writes them as JSON with a header (atomically); :func:`load_annotations` reads and
 checks them.  ``python -m faceopt.detection.pseudo_labels`` regenerates
-``data/annotations/vtest_persons.json``.
+``vtest_persons.json``, packaged in :mod:`faceopt.resources` (``src/faceopt/resources/annotations/``
+in a checkout).
 
 These are **pseudo-labels**, not ground truth: ``data/README.md`` says what was
 checked by eye and lists the known error types (people walking or standing close
@@ -770,10 +771,10 @@ def make_vtest_pseudo_labels(video_path: str | Path | None = None, *, detector: 
 # The annotation file
 # --------------------------------------------------------------------------- #
 def default_annotation_path() -> Path:
-    """``data/annotations/vtest_persons.json`` in the checkout."""
-    from faceopt.config import paths
+    """The packaged ``annotations/vtest_persons.json`` of :mod:`faceopt.resources` (may not exist yet)."""
+    from faceopt.resources import resource_path
 
-    return paths().data / "annotations" / "vtest_persons.json"
+    return resource_path("annotations", "vtest_persons.json", must_exist=False)
 
 
 def save_annotations(path: str | Path, boxes: Mapping[int, np.ndarray], meta: Mapping[str, Any]) -> Path:
@@ -907,7 +908,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--video", type=Path, default=None, help="default: the cached vtest.avi asset")
-    ap.add_argument("--out", type=Path, default=None, help="default: data/annotations/vtest_persons.json")
+    ap.add_argument("--out", type=Path, default=None, help="default: the packaged annotations/vtest_persons.json "
+                    "(src/faceopt/resources/annotations/ in a checkout)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     config = replace(VTEST_CONFIG, threads=args.threads)
