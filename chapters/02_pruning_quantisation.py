@@ -324,10 +324,13 @@ pq_table
 #   rescale, which is not a fast kernel: expect it to be slower than FP32.
 # * **Static quantisation** calibrates activation ranges once (64 training images) and
 #   inserts Quantize/Dequantize pairs (QDQ) that onnxruntime fuses into integer
-#   kernels. The plain recipe (unsigned activations, signed weights, U8S8) is fast, but
-#   this CPU has AVX2 without the VNNI dot-product instructions, and its U8S8 kernel
-#   adds pairs of 16-bit products that can saturate: the embeddings drift. Reducing
-#   the weights to 7 bits (`reduce_range`) removes the saturation and keeps the speed.
+#   kernels. The plain recipe (unsigned activations, signed weights, U8S8) is fast.
+#   Whether it is also exact depends on the processor: on a CPU with AVX2 but without
+#   the VNNI dot-product instructions, onnxruntime's U8S8 kernel adds pairs of 16-bit
+#   products that can saturate, and the embeddings drift; reducing the weights to 7
+#   bits (`reduce_range`) removes the saturation and keeps the speed. With VNNI
+#   (AVX-512 VNNI or AVX-VNNI) the plain recipe does not saturate. The page's box names
+#   the processor; the cosine columns below show which case it was.
 # * **torch.ao** (FX graph mode, x86 backend) quantises the PyTorch model itself and
 #   is compared with eager PyTorch FP32.
 #
@@ -459,6 +462,7 @@ pd.DataFrame([r for r in results.load_results() if r["chapter"] == CHAPTER and r
 #   stays within the seed noise, so the claim as stated (QAT better at 4 bits) is not
 #   reproduced here. The survey's point does show lower down: at 2 bits QAT keeps
 #   several points that PTQ loses, well beyond the noise.
-# * Whether INT8 is faster is a property of the kernels, not of the idea: on this
-#   AVX2 CPU the ReLU student speeds up once the weights use 7 bits, while the PReLU
-#   variant and dynamic quantisation do not speed up at all.
+# * Whether INT8 is faster is a property of the kernels, not of the idea: the ReLU
+#   student speeds up with static QDQ quantisation (on an AVX2 CPU without VNNI only
+#   once the weights use 7 bits), while the PReLU variant and dynamic quantisation do
+#   not speed up at all.

@@ -52,6 +52,13 @@ def test_committed_page_is_full_scale_and_golden_is_smoke(stem):
     assert _injected_scale(page) == "full"
     assert _injected_scale(golden) == "smoke"
     assert "provenance" in page.cells[1].metadata.get("tags", [])
+    box = page.cells[1].source
+    assert "+dirty" not in box and "revision `unknown`" not in box, "pages come from a clean, committed tree"
+    assert "data: " in box and "Rendered on" in box
+    assert not [c for c in page.cells if "injected-parameters" in c.metadata.get("tags", [])], \
+        "a page keeps its parameters in one cell, so that editing scale there works (Colab)"
+    url = CONFIG["repository"]["url"]
+    assert f"git+{url}@" in next(c for c in page.cells if "colab" in c.metadata.get("tags", [])).source
     errors = [o for c in page.cells if c.cell_type == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors
 

@@ -97,7 +97,8 @@ def git_revision(root: Path, *, ignore: Iterable[str] = ()) -> str:
 
 
 def machine_description() -> str:
-    """CPU model and core count, GPU if any, OS and torch version, for a page's provenance box."""
+    """CPU model, core count, OS, the SIMD level of PyTorch's CPU kernels (two CPUs of one model name
+    may differ there, and so may their floating-point results), GPU if any and torch version."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -110,6 +111,7 @@ def machine_description() -> str:
     try:
         import torch
 
+        desc += f", PyTorch CPU kernels {torch.backends.cpu.get_cpu_capability()}"
         if torch.cuda.is_available():
             desc += f", GPU {torch.cuda.get_device_name(0)}"
         desc += f", torch {torch.__version__.split('+')[0]}"

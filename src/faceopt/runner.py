@@ -83,8 +83,12 @@ def repository(p: Paths | None = None) -> tuple[str, str]:
                            "set `repository: {url: https://github.com/<owner>/<repo>, branch: main}`") from None
 
 
+def _cells_tagged(nb, tag: str) -> list:
+    return [c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])]
+
+
 def _tagged(nb, tag: str, stem: str):
-    cells = [c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])]
+    cells = _cells_tagged(nb, tag)
     if len(cells) != 1:
         raise ChapterError(f"chapter {stem}: expected exactly one cell tagged {tag!r}, found {len(cells)}")
     return cells[0]
@@ -101,7 +105,7 @@ def read_chapter(stem: str, p: Paths | None = None):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.setdefault("language_info", {"name": "python"})
     nb.metadata.pop("jupytext", None)
-    colab = [c for c in nb.cells if "colab" in c.get("metadata", {}).get("tags", [])]
+    colab = _cells_tagged(nb, "colab")
     if colab:
         url, branch = repository(p)
         for cell in colab:
