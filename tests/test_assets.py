@@ -380,3 +380,27 @@ def test_ar_reader_gnu_bsd_and_bad_magic(tmp_path: Path) -> None:
     bad.write_bytes(b"PK\x03\x04 not an ar")
     with pytest.raises(A.AssetFetchError, match="not an ar archive"):
         A._extract_member(bad, "a/b", io.BytesIO())
+
+
+# --------------------------------------------------------------------------- #
+# require: what a chapter calls (fetch on first use)
+# --------------------------------------------------------------------------- #
+def test_require_fetches_once_with_one_line(fake, capsys: pytest.CaptureFixture[str]) -> None:
+    fake("whl")
+    path = A.require("thing")
+    assert path.read_bytes() == PAYLOAD and len(fake.calls) == 1
+    assert capsys.readouterr().err.count("fetching asset 'thing'") == 1
+    assert A.require("thing") == path and len(fake.calls) == 1  # cached: no second download
+    assert capsys.readouterr().err == ""
+
+
+def test_require_without_registry_names_asset_and_command(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = dataclasses.replace(A.ASSETS["vtest.avi"], name="thing", package="fakepkg", version="9.9")
+    monkeypatch.setitem(A.ASSETS, "thing", asset)
+    cmd = [sys.executable, "-c", "import sys; sys.stderr.write('no registry reachable'); sys.exit(3)"]
+    monkeypatch.setattr(A, "client_command", lambda a, dest=".": cmd)
+    with pytest.raises(A.AssetFetchError) as err:
+        A.require("thing")
+    msg = str(err.value)
+    assert "'thing'" in msg and "faceopt assets fetch thing" in msg and "apt-get update" in msg
+    assert cache_files(cache) == []
