@@ -337,60 +337,72 @@ pd.DataFrame({"mAP@0.5": [ped_run["map_detector"], ped_run["map_amphibian"]],
               "ms per frame": [1e3 * ped_run["s_per_frame_detector"], 1e3 * ped_run["s_per_frame_amphibian"]]},
              index=["SSDlite-MobileNetV2 alone", f"AmphibianDetector (m={ped_layer}, lambda={ped_threshold:.2f})"])
 
+# %% [markdown]
+# ## What goes into the scorecard
+#
+# Each claim is split into one part per scene, and the library's one rule
+# (`faceopt.results.decide`, stated on the scorecard) turns the parts into a status: a
+# part counts only when its effect clears twice its standard error, and a claim holds
+# only as far as its weakest part. The standard errors come from a bootstrap over frames
+# (200 resamples of the scored frames): of the mAP gain for Table 3, of the gap to the
+# pixel gate at each method's best threshold for Figure 2.5, and of the share of time
+# saved for the time claim, whose size is the thesis's 17%. Earlier revisions of this
+# page decided from the sign of each difference alone, with no noise estimate; a gain of
+# a few boxes now counts only if it is larger than what resampling the frames produces.
+# One weakness remains and is stated on the scorecard: $(m, \lambda)$ is still chosen on
+# the frames it is scored on.
+
 # %% tags=["nbval-ignore-output"]
-def map_status(r):
-    return "reproduced" if r["map_amphibian"] > r["map_detector"] else "not-reproduced"
-
-
-def time_status(saving):
-    return "reproduced" if saving >= 0.17 else ("direction-reproduced" if saving > 0 else "not-reproduced")
-
-
-saving = 1 - run["s_per_frame_amphibian"] / run["s_per_frame_detector"]
-ped_saving = 1 - ped_run["s_per_frame_amphibian"] / ped_run["s_per_frame_detector"]
-best_pixel, ped_best_pixel = float(pixel["mAP"].max()), float(ped_pixel["mAP"].max())
+baseline = ex.best_versus_pixel(cache, gt, grid.to_dict("records"), pixel.to_dict("records"), preset.alpha, seed=seed)
+ped_baseline = ex.best_versus_pixel(ped_cache, ped_gt, ped_grid.to_dict("records"), ped_pixel.to_dict("records"),
+                                    preset.alpha, seed=seed)
+saving, ped_saving = run["saving"], ped_run["saving"]
 DATA = DATA + (f"; pedestrian video: vtest.avi frames 398-{ped_index[-1]} (pseudo-labels), static mannequin, "
                "noise N(0.8, 0.2); SSDlite-MobileNetV2 trained by us on frames 0-397")
 provenance.declare_data(DATA)
+scenes = {"door phone": (run, baseline, best, chosen_layer, chosen_threshold),
+          "pedestrian": (ped_run, ped_baseline, ped_best, ped_layer, ped_threshold)}
+t3_parts = [results.Part(f"{name}: AmphibianDetector raises mAP", r["map_amphibian"] - r["map_detector"],
+                         r["map_gain_stderr"]) for name, (r, *_rest) in scenes.items()]
+f25_parts = [results.Part(f"{name}: AmphibianDetector beats the pixel L2 gate, each at its best threshold",
+                          b["map_amphibian_best"] - b["map_pixel_l2_best"], b["gain_stderr"])
+             for name, (_r, b, *_rest) in scenes.items()]
+f24_parts = [results.Part.observed(f"{name}: mAP and time measured over the (m, lambda) grid, arg-max reported",
+                                   True, size_met=(int(g["layer"]), float(g["threshold"])) == (5, 0.3))
+             for name, (_r, _b, g, *_rest) in scenes.items()]
+c6_parts = [results.Part(f"{name}: early exit lowers the mean frame time", r["saving"], r["saving_stderr"],
+                         size_met=r["saving"] >= 0.17) for name, (r, *_rest) in scenes.items()]
 results.record(
-    "T3-map", chapter=CHAPTER, scale=scale, data=DATA,
-    measured={"doorbell": {"map_detector": run["map_detector"], "map_amphibian": run["map_amphibian"],
-                           "m": chosen_layer, "lambda": chosen_threshold},
-              "pedestrian": {"map_detector": ped_run["map_detector"], "map_amphibian": ped_run["map_amphibian"],
-                             "m": ped_layer, "lambda": ped_threshold}},
-    status=results.weakest([map_status(run), map_status(ped_run)]),
-    note="both scenes; the pedestrian ground truth is pseudo-labels")
+    "T3-map", chapter=CHAPTER, scale=scale, data=DATA, parts=t3_parts,
+    measured={key: {"map_detector": r["map_detector"], "map_amphibian": r["map_amphibian"],
+                    "gain_stderr": r["map_gain_stderr"], "m": m, "lambda": lam}
+              for key, (r, _b, _g, m, lam) in zip(("doorbell", "pedestrian"), scenes.values())},
+    note="both scenes; standard errors by a bootstrap over frames; (m, lambda) chosen on the scored frames "
+         "(a held-out choice is to come); the pedestrian ground truth is pseudo-labels")
 results.record(
-    "F25-baseline", chapter=CHAPTER, scale=scale, data=DATA,
-    measured={"doorbell": {"map_amphibian_best": float(grid["mAP"].max()), "map_pixel_l2_best": best_pixel},
-              "pedestrian": {"map_amphibian_best": float(ped_grid["mAP"].max()), "map_pixel_l2_best": ped_best_pixel}},
-    status=results.weakest(("reproduced" if a > b else "not-reproduced" for a, b in (
-        (float(grid["mAP"].max()), best_pixel), (float(ped_grid["mAP"].max()), ped_best_pixel)))),
-    note="best of each method's grid; pixel distance read as squared L2")
+    "F25-baseline", chapter=CHAPTER, scale=scale, data=DATA, parts=f25_parts,
+    measured={"doorbell": baseline, "pedestrian": ped_baseline},
+    note="best of each method's sweep; pixel distance read as squared L2; bootstrap over frames")
 results.record(
-    "F24-grid", chapter=CHAPTER, scale=scale, data=DATA,
+    "F24-grid", chapter=CHAPTER, scale=scale, data=DATA, parts=f24_parts,
     measured={"doorbell": {"best_map": float(best["mAP"]), "best_m": int(best["layer"]),
                            "best_lambda": float(best["threshold"]), "best_ratio_m": int(best_ratio["layer"]),
                            "best_ratio_lambda": float(best_ratio["threshold"])},
               "pedestrian": {"best_map": float(ped_best["mAP"]), "best_m": int(ped_best["layer"]),
                              "best_lambda": float(ped_best["threshold"])}},
-    status="direction-reproduced",
     note="heatmaps produced for both scenes (BlazeFace 17 stages, SSDlite-MobileNetV2 19 blocks); "
-         "time axis modelled from measured stage times")
+         "time axis modelled from measured stage times; the thesis's size is its arg-max, m=5, lambda=0.3")
 results.record(
-    "C6-time", chapter=CHAPTER, scale=scale, data=DATA,
-    measured={"doorbell": {"s_per_frame_detector": run["s_per_frame_detector"],
-                           "s_per_frame_amphibian": run["s_per_frame_amphibian"],
-                           "static_share": run["static_share"], "saving": saving},
-              "pedestrian": {"s_per_frame_detector": ped_run["s_per_frame_detector"],
-                             "s_per_frame_amphibian": ped_run["s_per_frame_amphibian"],
-                             "static_share": ped_run["static_share"], "saving": ped_saving}},
-    status=results.weakest([time_status(saving), time_status(ped_saving)]),
+    "C6-time", chapter=CHAPTER, scale=scale, data=DATA, parts=c6_parts,
+    measured={key: {"s_per_frame_detector": r["s_per_frame_detector"], "s_per_frame_amphibian": r["s_per_frame_amphibian"],
+                    "static_share": r["static_share"], "saving": r["saving"], "saving_stderr": r["saving_stderr"]}
+              for key, r in (("doorbell", run), ("pedestrian", ped_run))},
     note=f"measured in one run per scene; saved {saving:.0%} (door phone) and {ped_saving:.0%} (pedestrian) "
          f"of the time per frame (thesis: 17%); early exits {run['static_share']:.0%} and "
-         f"{ped_run['static_share']:.0%}")
+         f"{ped_run['static_share']:.0%}; bootstrap over frames")
 print(f"door phone: mAP {run['map_detector']:.3f} -> {run['map_amphibian']:.3f}, time saved {saving:.0%}; "
       f"pedestrian: mAP {ped_run['map_detector']:.3f} -> {ped_run['map_amphibian']:.3f}, time saved {ped_saving:.0%}")
+pd.DataFrame(results.parts_table(t3_parts + f25_parts + f24_parts + c6_parts))
 
 
 # %% [markdown]

@@ -1,6 +1,7 @@
 """The book: chapters wired into the TOC, Colab cells, committed pages, scorecard, and a real build."""
 from __future__ import annotations
 
+import json
 import re
 
 import nbformat
@@ -90,3 +91,32 @@ def test_book_builds_from_committed_pages_without_warnings(tmp_path, monkeypatch
     assert "colab.research.google.com" in chapter_html
     scorecard_html = (index.parent / "book" / "scorecard.html").read_text()
     assert "T4-cost" in scorecard_html
+
+
+def _recorded_entries():
+    files = sorted((ROOT / "book" / "results").glob("*.full.json")) + sorted((ROOT / "tests" / "golden").glob("*.smoke.json"))
+    for path in files:
+        for claim_id, entry in json.loads(path.read_text())["claims"].items():
+            yield f"{path.name}:{claim_id}", entry
+
+
+@pytest.mark.parametrize("where, entry", list(_recorded_entries()), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_recorded_status_follows_the_one_rule(where, entry):
+    """Recompute each committed status from its recorded parts with the library's rule."""
+    if entry["status"] in results.STATUS_STRENGTH:
+        assert entry.get("parts"), f"{where}: a status of the rule needs its parts"
+        assert results.decide(results.parts_from_json(entry["parts"])) == entry["status"], where
+    else:
+        assert entry["status"] in ("needs-real-data", results.PENDING) and not entry.get("parts"), where
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_no_chapter_decides_a_status(stem):
+    """Statuses come from faceopt.results.decide: no chapter writes one of the rule's statuses itself."""
+    import ast
+
+    for cell in read_chapter(stem).cells:
+        if cell.cell_type != "code":
+            continue
+        literals = {n.value for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.Constant)}
+        assert not literals & set(results.STATUS_STRENGTH), f"{stem}: a cell names a status:\n{cell.source[:300]}"

@@ -11,6 +11,7 @@ import torch
 from faceopt.recognition import experiments as ex
 from faceopt.recognition.heads import MarginHead
 from faceopt.recognition.hypersphere import angles, planar_run
+from faceopt.results import decide
 from faceopt.train import TrainConfig, lr_at
 
 MICRO = dataclasses.replace(
@@ -153,21 +154,17 @@ def test_planar_run_copies_centres_and_bounds_margins() -> None:
         angles(np.zeros((3, 3)))
 
 
-def test_status_rules() -> None:
+def test_comparison_parts_follow_the_rule() -> None:
     v = {"arcface": [90.0, 91.0, 90.5], "margin_distillation": [95.0, 95.5, 95.2], "angular": [94.0, 94.2, 94.1]}
-    assert ex.winner_status(v) == "reproduced"
-    v["angular"] = [95.6, 95.0, 95.4]           # higher mean, within the noise
-    assert ex.winner_status(v) == "direction-reproduced"
-    v["angular"] = [99.0, 99.1, 99.2]           # beats the target beyond the noise
-    assert ex.winner_status(v) == "not-reproduced"
-    v = {"arcface": [90.0, 96.0, 93.0], "margin_distillation": [94.0, 94.2, 94.1]}
-    assert ex.winner_status(v) == "direction-reproduced"   # ahead of the student by less than 2 se
-    v = {"arcface": [95.0, 95.1, 95.2], "margin_distillation": [94.0, 94.2, 94.1]}
-    assert ex.winner_status(v) == "not-reproduced"
-    assert ex.order_status({"a": [2.0, 2.1, 2.2], "b": [1.0, 1.1, 1.2]}, "a", "b") == "reproduced"
-    assert ex.order_status({"a": [2.0, 1.0, 3.0], "b": [1.9, 1.8, 2.0]}, "a", "b") == "direction-reproduced"
-    assert ex.order_status({"a": [1.0], "b": [2.0]}, "a", "b") == "not-reproduced"
-    assert ex.weakest(["reproduced", "direction-reproduced"]) == "direction-reproduced"
+    parts = ex.winner_parts(v)
+    assert [p.name for p in parts] == ["margin_distillation > arcface", "margin_distillation > angular"]
+    assert decide(parts) == "reproduced"
+    assert parts[0].effect == pytest.approx(95.2333 - 90.5, abs=1e-3)
+    v["angular"] = [95.6, 95.0, 95.4]           # higher mean, within the noise: that part is not reproduced
+    assert decide(ex.winner_parts(v)) == "not-reproduced"
+    p = ex.comparison_part({"a": [2.0, 2.1, 2.2], "b": [1.0, 1.1, 1.2]}, "a", "b", "LFW: ")
+    assert p.name == "LFW: a > b" and p.status == "reproduced"
+    assert ex.comparison_part({"a": [2.0, 1.0, 3.0], "b": [1.9, 1.8, 2.0]}, "a", "b").status == "not-reproduced"
     recs = [{"method": "x", "seed": 1, "metrics": {"lfw": 2.0}}, {"method": "x", "seed": 0, "metrics": {"lfw": 1.0}}]
     assert ex.collect(recs, "lfw") == {"x": [1.0, 2.0]}
 

@@ -34,11 +34,68 @@ def _fixed_rev(monkeypatch):
     monkeypatch.setenv("FACEOPT_GIT_REV", "abc1234")
 
 
-def _rec(claim_id, rdir, claims_path, **kw):
-    args = dict(chapter="ch3", scale="smoke", data="embedded synthetic faces",
-                measured={"acc": 0.9}, status="direction-reproduced")
+#: Parts that the rule turns into each of its statuses.
+PARTS_FOR = {
+    "reproduced": [R.Part("better", 1.0, 0.1)],
+    "direction-reproduced": [R.Part("better, size not met", 1.0, 0.1, size_met=False)],
+    "not-reproduced": [R.Part("within the noise", 0.1, 0.1)],
+}
+
+
+def _rec(claim_id, rdir, claims_path, *, status="direction-reproduced", **kw):
+    """Record with the parts that give ``status`` (or that status itself, when the rule does not give it)."""
+    args = dict(chapter="ch3", scale="smoke", data="embedded synthetic faces", measured={"acc": 0.9})
+    args.update({"parts": PARTS_FOR[status]} if status in PARTS_FOR else {"status": status})
     args.update(kw)
     return R.record(claim_id, results_dir=rdir, claims_path=claims_path, **args)
+
+
+@pytest.mark.parametrize("part, status", [
+    (R.Part("clear", 0.10, 0.04), "reproduced"),                    # 0.10 > 2 x 0.04
+    (R.Part("clear, size missed", 0.10, 0.04, size_met=False), "direction-reproduced"),
+    (R.Part("clear, size met", 0.10, 0.04, size_met=True), "reproduced"),
+    (R.Part("within the noise", 0.07, 0.04), "not-reproduced"),      # 0.07 < 0.08
+    (R.Part("opposite", -0.5, 0.01), "not-reproduced"),
+    (R.Part("exact, positive", 1e-9, 0.0), "reproduced"),
+    (R.Part("exact, zero", 0.0, 0.0), "not-reproduced"),
+    (R.Part.observed("held", True), "reproduced"),
+    (R.Part("one seed: noise not estimated", 5.0, None), "not-reproduced"),
+    (R.Part.observed("did not hold", False, size_met=True), "not-reproduced"),
+])
+def test_one_rule_by_hand(part, status):
+    assert part.status == status == R.decide([part])
+
+
+def test_a_claim_holds_as_far_as_its_weakest_part():
+    parts = [R.Part("a", 1.0, 0.1), R.Part("b", 1.0, 0.1, size_met=False)]
+    assert R.decide(parts) == "direction-reproduced"
+    assert R.decide(parts + [R.Part("c", 0.0, 0.1)]) == "not-reproduced"
+    with pytest.raises(ValueError, match="at least one part"):
+        R.decide([])
+    with pytest.raises(ValueError, match="stderr"):
+        R.Part("bad", 1.0, -0.1)
+
+
+def test_record_stores_the_parts_and_the_rule_decides(rdir, claims_path):
+    parts = [R.Part("a", 0.3, 0.1), R.Part("b", 0.3, 0.2)]        # b: 0.3 < 0.4, within the noise
+    doc = json.loads(_rec("T3-map", rdir, claims_path, status=None, parts=parts).read_text())
+    entry = doc["claims"]["T3-map"]
+    assert entry["status"] == "not-reproduced"
+    assert R.parts_from_json(entry["parts"]) == parts
+    with pytest.raises(ValueError, match="decided by the rule"):
+        R.record("T3-map", chapter="ch3", scale="smoke", data="d", measured={}, status="reproduced",
+                 results_dir=rdir, claims_path=claims_path)
+    with pytest.raises(ValueError, match="not both"):
+        R.record("T3-map", chapter="ch3", scale="smoke", data="d", measured={}, status="pending", parts=parts,
+                 results_dir=rdir, claims_path=claims_path)
+    pending = json.loads(_rec("T4-cost", rdir, claims_path, status="pending").read_text())["claims"]["T4-cost"]
+    assert pending["status"] == "pending" and "parts" not in pending
+
+
+def test_scorecard_states_the_rule(rdir, claims_path, tmp_path):
+    _rec("T3-map", rdir, claims_path)
+    text = R.render_scorecard(tmp_path / "s.md", results_dir=rdir, claims_path=claims_path).read_text()
+    assert R.RULE_TEXT in text and f"more than {R.NOISE_K:g} standard errors" in text
 
 
 def test_load_claims_real_file():
@@ -107,8 +164,7 @@ def test_unknown_claim_lists_close_matches(rdir, claims_path):
     "kw, pattern",
     [
         (dict(scale="medium"), r"scale 'medium'.*smoke, full"),
-        (dict(status="done"), r"status 'done'.*reproduced.*needs-real-data"),
-        (dict(status="pending"), r"pending"),
+        (dict(status="done"), r"status 'done'.*needs-real-data, pending"),
         (dict(measured={"x": object()}), r"measured\['x'\].*object.*not JSON-serialisable"),
         (dict(measured={"x": {1, 2}}), r"measured\['x'\].*set"),
         (dict(measured={"x": float("nan")}), r"measured\['x'\].*nan"),

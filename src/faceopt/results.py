@@ -26,28 +26,107 @@ from faceopt.config import ALLOWED_SCALES, check_scale, paths
 from faceopt.io import atomic_write_text
 from faceopt.provenance import git_revision
 
-#: Statuses a measurement can be recorded with.
-RECORDED_STATUSES = ("reproduced", "direction-reproduced", "not-reproduced", "needs-real-data")
-#: Measured outcomes from weakest to strongest (a claim of several parts holds only as far as its weakest).
+#: An effect counts as beyond the noise when it exceeds this many standard errors.
+NOISE_K = 2.0
+#: Statuses the rule gives, from weakest to strongest (a claim of several parts holds only as far as its weakest).
 STATUS_STRENGTH = ("not-reproduced", "direction-reproduced", "reproduced")
+#: Shown for a claim nothing has measured yet, or measured only in part (its numbers are then shown).
+PENDING = "pending"
+#: Statuses a measurement can be recorded with: the rule's, or these two without parts.
+RECORDED_STATUSES = (*STATUS_STRENGTH, "needs-real-data", PENDING)
 
 
 def weakest(statuses: Iterable[str]) -> str:
-    """The weakest of several measured statuses (``STATUS_STRENGTH`` order)."""
+    """The weakest of several statuses of the rule (``STATUS_STRENGTH`` order)."""
     return min(statuses, key=STATUS_STRENGTH.index)
 
 
-#: Shown on the scorecard for a claim nothing has measured yet at that scale.
-PENDING = "pending"
-ALL_STATUSES = (*RECORDED_STATUSES, PENDING)
+@dataclass(frozen=True)
+class Part:
+    """One testable part of a claim, as the one status rule (:func:`decide`) reads it.
+
+    ``effect`` is signed so that positive is the thesis's direction (a difference of means, a
+    log ratio of times); ``stderr`` is its standard error, over seeds or from a bootstrap, 0 for
+    an exact observation (a count, a deterministic check), and None where the noise could not be
+    estimated (a single seed): such a part is never beyond the noise; ``size_met`` says whether the
+    thesis's headline size is met within the tolerance the claim states, None if the claim
+    states no size.
+    """
+
+    name: str
+    effect: float
+    stderr: float | None
+    size_met: bool | None = None
+
+    def __post_init__(self) -> None:
+        bad_stderr = self.stderr is not None and not (math.isfinite(self.stderr) and self.stderr >= 0)
+        if not math.isfinite(self.effect) or bad_stderr:
+            raise ValueError(f"part {self.name!r}: effect must be finite and stderr finite and >= 0 (or None), "
+                             f"got {self.effect!r} and {self.stderr!r}")
+
+    @property
+    def beyond_noise(self) -> bool:
+        """The effect has the thesis's direction and exceeds ``NOISE_K`` standard errors (> 0 if exact;
+        never when the noise was not estimated)."""
+        if self.stderr is None:
+            return False
+        return self.effect > NOISE_K * self.stderr if self.stderr > 0 else self.effect > 0
+
+    @property
+    def status(self) -> str:
+        if not self.beyond_noise:
+            return "not-reproduced"
+        return "direction-reproduced" if self.size_met is False else "reproduced"
+
+    @classmethod
+    def observed(cls, name: str, held: bool, size_met: bool | None = None) -> Part:
+        """An exact yes/no observation (effect +1 or -1, no noise): a count, a deterministic check."""
+        return cls(name, 1.0 if held else -1.0, 0.0, size_met)
+
+    @classmethod
+    def compared(cls, name: str, comparison: Any, size_met: bool | None = None) -> Part:
+        """A :class:`faceopt.stats.Comparison` of A (the thesis's better side) against B over seeds;
+        with one seed on either side the noise is not estimated."""
+        single = min(comparison.n_a, comparison.n_b) < 2
+        return cls(name, float(comparison.diff), None if single else float(comparison.stderr), size_met)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "effect": self.effect, "stderr": self.stderr, "size_met": self.size_met}
+
+
+def decide(parts: Sequence[Part]) -> str:
+    """The one status rule: each part's status from its effect, noise and size; the claim's is the weakest."""
+    if not parts:
+        raise ValueError("decide needs at least one part; record needs-real-data or pending without parts")
+    return weakest(p.status for p in parts)
+
+
+def parts_table(parts: Sequence[Part]) -> list[dict]:
+    """One row per part (name, effect, standard error, beyond the noise, size met, status), for a chapter's table."""
+    return [{"part": p.name, "effect": p.effect, "stderr": p.stderr, "beyond noise": p.beyond_noise,
+             "size met": "-" if p.size_met is None else p.size_met, "status": p.status} for p in parts]
+
+
+def parts_from_json(items: Sequence[Mapping]) -> list[Part]:
+    """Parts as stored in a results file."""
+    return [Part(str(i["name"]), float(i["effect"]), None if i["stderr"] is None else float(i["stderr"]),
+                 i.get("size_met")) for i in items]
+
 
 STATUS_LEGEND = {
-    "reproduced": "the measured effect has the thesis's direction and its headline number is met within tolerance",
-    "direction-reproduced": "same direction as the thesis (A better than B), different size",
-    "not-reproduced": "measured, and the direction differs from the thesis",
-    "needs-real-data": "only testable on a dataset the user must provide; the loader and protocol are implemented and tested",
-    "pending": "nothing has measured this claim yet at that scale",
+    "reproduced": f"every part of the claim has the thesis's direction beyond the noise (more than {NOISE_K:g} "
+                  "standard errors over seeds or a bootstrap; an exact count has no noise; a single seed never "
+                  "clears it) and meets the thesis's headline size within the claim's stated tolerance",
+    "direction-reproduced": "the thesis's direction beyond the noise, but not its headline size",
+    "not-reproduced": "no effect beyond the noise, or the opposite direction (the note says which)",
+    "needs-real-data": "only testable on a dataset the user must provide; the protocol runs and is tested on "
+                       "format-true files",
+    "pending": "not measured yet, or measured only in part (the numbers measured so far are shown)",
 }
+RULE_TEXT = ("A claim is split into parts, each an effect signed so that positive is the thesis's direction, "
+             "with its standard error and, where the thesis states one, whether its headline size was met. "
+             "A claim with several parts takes the status of its weakest part. The rule is "
+             "`faceopt.results.decide`; a test recomputes every recorded status with it.")
 
 SECTION_TITLES = {
     "survey": "Survey of optimisation methods",
@@ -177,11 +256,19 @@ def _check_claim_id(claim_id: str, claims: Mapping[str, Claim], claims_path: Pat
     raise ValueError(f"unknown claim id {claim_id!r}: not in {claims_path} ({len(claims)} claims){hint}")
 
 
-def _check_status(status: str) -> None:
-    if status == PENDING:
-        raise ValueError(f"status {PENDING!r} is only shown for unmeasured claims; record one of {', '.join(RECORDED_STATUSES)}")
+def _status_of(parts: Sequence[Part] | None, status: str | None) -> str:
+    """The status to record: the rule's from ``parts``, or ``status`` when it is one the rule does not give."""
+    if parts:
+        if status is not None:
+            raise ValueError("pass parts (the rule decides the status) or a status, not both")
+        if not all(isinstance(p, Part) for p in parts):
+            raise ValueError("parts must be faceopt.results.Part objects")
+        return decide(parts)
+    if status in STATUS_STRENGTH:
+        raise ValueError(f"status {status!r} is decided by the rule: pass the claim's parts instead")
     if status not in RECORDED_STATUSES:
-        raise ValueError(f"unknown status {status!r}; allowed: {', '.join(RECORDED_STATUSES)}")
+        raise ValueError(f"unknown status {status!r}; pass parts, or one of needs-real-data, {PENDING}")
+    return status
 
 
 @contextlib.contextmanager
@@ -226,19 +313,24 @@ def record(
     scale: str,
     data: str,
     measured: dict,
-    status: str,
+    parts: Sequence[Part] | None = None,
+    status: str | None = None,
     note: str = "",
     results_dir: str | os.PathLike | None = None,
     claims_path: str | os.PathLike | None = None,
 ) -> Path:
     """Record the measurement of one claim in ``<results_dir>/<chapter>.<scale>.json``; return that path.
 
+    The status comes from ``parts`` by the one rule (:func:`decide`); a chapter passes a
+    ``status`` only for what the rule does not decide: needs-real-data, or pending (then
+    ``measured`` holds what was measured so far).
+
     Other claims already in the file are kept; an earlier entry for ``claim_id`` is replaced.
     """
     claims_file = Path(claims_path) if claims_path is not None else paths().claims
     _check_claim_id(claim_id, load_claims(claims_file), claims_file)
     check_scale(scale)
-    _check_status(status)
+    status = _status_of(parts, status)
     if not isinstance(chapter, str) or not _CHAPTER_RE.match(chapter):
         raise ValueError(f"chapter {chapter!r} must be a non-empty name of letters, digits, '_' and '-' (no dots or slashes)")
     if not isinstance(data, str) or not data.strip():
@@ -256,6 +348,7 @@ def record(
     entry = {
         "measured": measured_json,
         "status": status,
+        **({"parts": [p.as_dict() for p in parts]} if parts else {}),
         "data": data,
         "note": note,
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -290,6 +383,7 @@ def load_results(results_dir: str | os.PathLike | None = None) -> list[dict]:
                     "scale": scale,
                     "measured": e["measured"],
                     "status": e["status"],
+                    "parts": list(e.get("parts", [])),
                     "data": str(e.get("data", "")),
                     "note": str(e.get("note", "")),
                     "recorded_at": str(e.get("recorded_at", "")),
@@ -447,14 +541,15 @@ def render_markdown(claims: Mapping[str, Claim], results: Sequence[dict], *, sca
         "Statuses:",
         "",
     ]
-    lines += [f"- **{s}**: {STATUS_LEGEND[s]}" for s in ALL_STATUSES]
+    lines += [f"- **{s}**: {STATUS_LEGEND[s]}" for s in STATUS_LEGEND]
+    lines += ["", RULE_TEXT]
 
     lines += ["", "## Summary", ""]
-    counts = {s: {st: 0 for st in ALL_STATUSES} for s in scales}
+    counts = {s: {st: 0 for st in STATUS_LEGEND} for s in scales}
     for r in rows:
         for s in scales:
             counts[s][r[f"{s}_status"]] += 1
-    summary = [[st, *(str(counts[s][st]) for s in scales)] for st in ALL_STATUSES]
+    summary = [[st, *(str(counts[s][st]) for s in scales)] for st in STATUS_LEGEND]
     summary.append(["total", *(str(len(rows)) for _ in scales)])
     lines += _table(["Status", *(f"{s} scale" for s in scales)], summary, ["---", *("--:" for _ in scales)])
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,17 @@ def compare(a: Sequence[float], b: Sequence[float], k: float = 2.0) -> Compariso
     var_b = sum((x - mean_b) ** 2 for x in b) / (len(b) - 1) if len(b) > 1 else 0.0
     stderr = math.sqrt(var_a / len(a) + var_b / len(b))
     return Comparison(mean_a, mean_b, mean_a - mean_b, stderr, len(a), len(b), k)
+
+
+def bootstrap_stderr(statistic: Callable[[np.ndarray], float], n_items: int, *, resamples: int = 200,
+                     seed: int = 0) -> float:
+    """Standard error of ``statistic`` by the bootstrap over ``n_items`` independent items (frames, pairs).
+
+    ``statistic(indices)`` computes the quantity on the items ``indices`` (drawn with replacement,
+    ``n_items`` of them); the standard error is the standard deviation of ``resamples`` such draws.
+    """
+    if n_items < 2 or resamples < 2:
+        raise ValueError("the bootstrap needs at least 2 items and 2 resamples")
+    rng = np.random.default_rng(seed)
+    values = [float(statistic(rng.integers(0, n_items, n_items))) for _ in range(resamples)]
+    return float(np.std(values, ddof=1))

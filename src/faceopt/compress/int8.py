@@ -385,8 +385,9 @@ def embedding_cosine(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor)
 
 
 def _paired_latency(fa: Callable[[], object], fb: Callable[[], object], *,
-                    repeats: int, warmup: int, rounds: int = 2) -> tuple[float, float, float, float]:
-    """Median and minimum ms of ``fa`` and ``fb``, timed in blocks A, B, B, A, ... (``rounds`` each).
+                    repeats: int, warmup: int, rounds: int = 2) -> tuple[float, float, float, float, float]:
+    """Median and minimum ms of ``fa`` and ``fb``, timed in blocks A, B, B, A, ... (``rounds`` each), and
+    the standard error of the log ratio of the medians.
 
     Blocks rather than call-by-call alternation: an onnxruntime session's worker threads
     spin for a while after each run, and two sessions alternating call by call would fight
@@ -406,7 +407,18 @@ def _paired_latency(fa: Callable[[], object], fb: Callable[[], object], *,
                 t0 = time.perf_counter()
                 fn()
                 out.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(ta)), float(np.median(tb)), float(min(ta)), float(min(tb))
+    return float(np.median(ta)), float(np.median(tb)), float(min(ta)), float(min(tb)), _log_ratio_stderr(ta, tb)
+
+
+def _log_ratio_stderr(ta: Sequence[float], tb: Sequence[float]) -> float:
+    """Standard error of log(median(ta) / median(tb)) (see :attr:`faceopt.system.cost.LatencyStats.log_stderr`)."""
+    from faceopt.system.cost import LatencyStats
+
+    def stats(t: Sequence[float]) -> LatencyStats:
+        q25, q50, q75 = np.percentile(t, [25, 50, 75])
+        return LatencyStats(float(q50), float(q25), float(q75), len(t))
+
+    return float(np.hypot(stats(ta).log_stderr, stats(tb).log_stderr))
 
 
 def _ort_runner(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -530,9 +542,10 @@ def compare_int8(
             row = {**base, "threads": n}
             for b, x in probes.items():
                 suffix = "" if b == 1 else f"_b{b}"
-                a_ms, b_ms, a_min, b_min = _paired_latency(lambda: fa(x), lambda: fb(x),
-                                                           repeats=repeats, warmup=warmup)
+                a_ms, b_ms, a_min, b_min, log_se = _paired_latency(lambda: fa(x), lambda: fb(x),
+                                                                   repeats=repeats, warmup=warmup)
                 row.update({f"fp32_ms{suffix}": a_ms, f"int8_ms{suffix}": b_ms, f"speedup{suffix}": a_ms / b_ms,
+                            f"speedup_log_se{suffix}": log_se,
                             f"fp32_min_ms{suffix}": a_min, f"int8_min_ms{suffix}": b_min,
                             f"speedup_min{suffix}": a_min / b_min})
             rows.append({**row, **common})

@@ -78,7 +78,7 @@ def latency_comparison(dense: nn.Module, unstructured: nn.Module, structured: nn
     The unstructured model is copied and its masks made permanent (zeros in dense
     tensors) before timing and export. Rows: ``model``, ``params`` (tensor elements),
     ``nonzero``, ``macs`` (of the dense kernels that run), ``torch_ms``, ``ort_ms``
-    (medians). Expected: unstructured keeps params, MACs and latency of the dense model
+    (medians) and ``torch_log_se``, ``ort_log_se`` (standard errors of their logs). Expected: unstructured keeps params, MACs and latency of the dense model
     although ``nonzero`` drops; structured lowers all of them.
     """
     workdir = Path(workdir)
@@ -92,9 +92,10 @@ def latency_comparison(dense: nn.Module, unstructured: nn.Module, structured: nn
             "params": count_parameters(net),
             "nonzero": nonzero_parameters(net),
             "macs": count_macs(net, input_shape),
-            "torch_ms": torch_latency(net, threads=threads, repeats=repeats, warmup=warmup,
-                                      input_shape=input_shape).median_ms,
-            "ort_ms": ort_latency(path, threads=threads, repeats=repeats, warmup=warmup,
-                                  input_shape=input_shape).median_ms,
         })
+        for runtime, stats in (
+            ("torch", torch_latency(net, threads=threads, repeats=repeats, warmup=warmup, input_shape=input_shape)),
+            ("ort", ort_latency(path, threads=threads, repeats=repeats, warmup=warmup, input_shape=input_shape)),
+        ):
+            rows[-1].update({f"{runtime}_ms": stats.median_ms, f"{runtime}_log_se": stats.log_stderr})
     return rows

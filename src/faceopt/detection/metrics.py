@@ -77,3 +77,19 @@ def mean_average_precision(
     precision = ev.eval["precision"][0, :, 0, 0, 0]  # [iou, recall, class, area, maxdets]
     valid = precision[precision > -1]
     return float(valid.mean()) if len(valid) else 0.0
+
+
+def map_difference_stderr(pred_a: Sequence[tuple[Boxes, np.ndarray]], pred_b: Sequence[tuple[Boxes, np.ndarray]],
+                          gt: Sequence[Boxes], *, iou: float = 0.5, resamples: int = 200, seed: int = 0) -> float:
+    """Bootstrap standard error (over frames) of mAP(``pred_a``) - mAP(``pred_b``) on the same frames."""
+    from faceopt.stats import bootstrap_stderr
+
+    if not (len(pred_a) == len(pred_b) == len(gt)):
+        raise ValueError(f"pred_a, pred_b and gt must cover the same frames ({len(pred_a)}, {len(pred_b)}, {len(gt)})")
+
+    def difference(idx: np.ndarray) -> float:
+        g = [gt[i] for i in idx]
+        return (mean_average_precision([pred_a[i] for i in idx], g, iou)
+                - mean_average_precision([pred_b[i] for i in idx], g, iou))
+
+    return bootstrap_stderr(difference, len(gt), resamples=resamples, seed=seed)

@@ -57,14 +57,14 @@ from faceopt.recognition.evaluate import embed, pair_scores
 from faceopt.recognition.heads import FaceRecognizer, MarginHead
 from faceopt.recognition.losses import CombinedMarginLoss
 from faceopt.recognition.metrics import rank1_identification, tar_at_far, verification_accuracy
-from faceopt.results import weakest
+from faceopt.results import Part
 from faceopt.train import TrainConfig, train
 
 __all__ = [
     "TABLE5_METHODS", "TABLE7_METHODS", "METHODS", "DistillPreset", "PRESETS", "TrainingSet",
     "render_training_set", "build_teacher", "build_student", "train_teacher", "teacher_embeddings",
     "train_student", "EvalSets", "build_eval_sets", "evaluate_backbone", "run_comparison",
-    "load_runs", "collect", "weakest", "winner_status", "order_status", "with_overrides", "run_folder", "margin_histogram", "training_throughput", "main",
+    "load_runs", "collect", "comparison_part", "winner_parts", "with_overrides", "run_folder", "margin_histogram", "training_throughput", "main",
 ]
 
 #: Table 5 rows (students); the teacher is trained separately.
@@ -531,38 +531,17 @@ def collect(students: Iterable[Mapping[str, Any]], metric: str) -> dict[str, lis
     return {m: [v for _, v in sorted(vals)] for m, vals in out.items()}
 
 
-def winner_status(values: Mapping[str, Sequence[float]], target: str = "margin_distillation",
-                  baseline: str = "arcface", rivals: Sequence[str] = TABLE5_METHODS, k: float = 2.0) -> str:
-    """Status of "``target`` beats ``baseline`` and every rival" on one metric, over seeds.
-
-    * ``reproduced``: ``target`` beats ``baseline`` by more than ``k`` standard errors
-      (:func:`faceopt.stats.compare`) and has the highest mean of all ``rivals``;
-    * ``direction-reproduced``: ``target``'s mean is above ``baseline``'s and no rival beats
-      it beyond the noise, but the lead over ``baseline`` is within the noise or a rival's
-      mean is (within the noise) higher;
-    * ``not-reproduced``: ``target``'s mean is not above ``baseline``'s, or a rival beats it
-      beyond the noise.
-    """
+def comparison_part(values: Mapping[str, Sequence[float]], better: str, worse: str, label: str = "") -> Part:
+    """The part "``better`` is above ``worse``" of a claim, from their values over seeds."""
     from faceopt.stats import compare
 
-    t = values[target]
-    vs_base = compare(t, values[baseline], k)
-    others = [r for r in rivals if r != target and r in values]
-    if vs_base.diff <= 0 or any(compare(values[r], t, k).a_better for r in others):
-        return "not-reproduced"
-    top = max(sum(values[r]) / len(values[r]) for r in others)
-    if vs_base.a_better and vs_base.mean_a >= top:
-        return "reproduced"
-    return "direction-reproduced"
+    return Part.compared(f"{label}{better} > {worse}", compare(values[better], values[worse]))
 
 
-def order_status(values: Mapping[str, Sequence[float]], better: str, worse: str, k: float = 2.0) -> str:
-    """``reproduced`` if ``better`` beats ``worse`` beyond the noise, ``direction-reproduced`` if
-    only its mean is higher, ``not-reproduced`` otherwise."""
-    from faceopt.stats import compare
-
-    c = compare(values[better], values[worse], k)
-    return "reproduced" if c.a_better else ("direction-reproduced" if c.diff > 0 else "not-reproduced")
+def winner_parts(values: Mapping[str, Sequence[float]], target: str = "margin_distillation",
+                 rivals: Sequence[str] = TABLE5_METHODS, label: str = "") -> list[Part]:
+    """The parts of "``target`` beats every rival": one comparison over seeds per rival present."""
+    return [comparison_part(values, target, r, label) for r in rivals if r != target and r in values]
 
 
 def training_throughput(model_name: str, *, size: int, batch_size: int = 64, steps: int = 5,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import math
 import re
 import tempfile
 import time
@@ -35,6 +36,13 @@ class LatencyStats:
     p25_ms: float
     p75_ms: float
     n: int
+
+    @property
+    def log_stderr(self) -> float:
+        """Standard error of log(median): sigma read off the interquartile range (IQR / 1.349, as for a
+        normal), the median's standard error 1.2533 sigma / sqrt(n), relative to the median."""
+        sigma = (self.p75_ms - self.p25_ms) / 1.349
+        return 1.2533 * sigma / math.sqrt(self.n) / self.median_ms
 
 
 def time_callable(fn: Callable[[], object], *, repeats: int, warmup: int) -> LatencyStats:
@@ -282,6 +290,13 @@ def latency_ratio(rows: Iterable[ModelCost], slow: str, fast: str, key: str) -> 
     """Median latency of ``slow`` over that of ``fast`` for one runtime/thread key, from one run."""
     by_name = {r.name: r for r in rows}
     return by_name[slow].latency[key].median_ms / by_name[fast].latency[key].median_ms
+
+
+def latency_log_ratio(rows: Iterable[ModelCost], slow: str, fast: str, key: str) -> tuple[float, float]:
+    """log(median latency of ``slow`` / that of ``fast``) for one runtime/thread key, and its standard error."""
+    by_name = {r.name: r for r in rows}
+    a, b = by_name[slow].latency[key], by_name[fast].latency[key]
+    return math.log(a.median_ms / b.median_ms), math.hypot(a.log_stderr, b.log_stderr)
 
 
 def fraction_of_peak(cost: ModelCost, key: str, peak_gflops: float) -> float:
