@@ -210,6 +210,50 @@ def _plain_mlp() -> nn.Sequential:
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 2))
 
 
+def _weights_after_reset(reset: str, seed: int = 7, rewind_step: int = 2) -> list[torch.Tensor]:
+    """The effective Linear weights (weight_orig * mask) right after round 1's reset."""
+    seen: list[torch.Tensor] = []
+
+    def grab(r: int, model: nn.Module) -> None:
+        seen.extend(m.weight.detach().clone() for m in model.modules() if isinstance(m, nn.Linear))
+
+    lottery_ticket(_plain_mlp, _tiny_data(), _tiny_data(), rounds=1, epochs=1, seed=seed, reset=reset,
+                   rewind_step=rewind_step, batch_size=32, on_reset=grab)
+    return seen
+
+
+def _linear_weights(model: nn.Module) -> list[torch.Tensor]:
+    return [m.weight.detach().clone() for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+@pytest.mark.parametrize("reset", ["init", "rewind", "random"])
+def test_lottery_resets_write_the_right_weights(reset) -> None:
+    """Survivors take the initial values, the values after step k of round 0, or fresh random ones; the
+    pruned 20% stay zero. The expected values are rebuilt independently from the same seeds."""
+    seed, k = 7, 2
+    got = _weights_after_reset(reset, seed, k)
+    torch.manual_seed(seed)
+    reference = _plain_mlp()
+    initial = _linear_weights(reference)
+    if reset == "init":
+        expected = initial
+    elif reset == "rewind":
+        at_k: list[list[torch.Tensor]] = []
+        fit(reference, _tiny_data(), epochs=1, lr=0.05, batch_size=32, seed=seed,
+            on_step=lambda step, net: at_k.append(_linear_weights(net)) if step == k else None)
+        expected = at_k[0]
+    else:
+        torch.manual_seed(seed + 1000)
+        expected = _linear_weights(_plain_mlp())
+    kept = [w != 0 for w in got]
+    total = sum(w.numel() for w in got)
+    assert sum(int((~m).sum()) for m in kept) == pytest.approx(0.2 * total, abs=1)
+    for w, e, m in zip(got, expected, kept):
+        torch.testing.assert_close(w[m], e[m])
+    if reset != "init":
+        assert not all(torch.equal(w[m], i[m]) for w, i, m in zip(got, initial, kept))
+
+
 def test_lottery_rewind_and_random_resets() -> None:
     data = _tiny_data()
     rewind = lottery_ticket(_plain_mlp, data, data, rounds=1, epochs=1, reset="rewind", rewind_step=1,
