@@ -67,3 +67,63 @@ def test_choose_setting_takes_the_cheapest_within_tolerance():
     assert int(best["layer"]) == 2 and int(chosen["layer"]) == 2
     _, chosen = ex.choose_setting(grid, [10, 10, 10], 10, tolerance=0.05)
     assert int(chosen["layer"]) == 2  # tie on cost with row 4 goes to the earlier layer
+
+
+def _live(split, frames, layer, threshold, alpha=0.9):
+    live = AmphibianDetector(split, layer=layer, threshold=threshold, alpha=alpha)
+    live.reset(frames[0])
+    return [live.process(f) for f in frames]
+
+
+def _gt(frames):
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in frames:
+        xy = rng.uniform(0, 200, (1, 2))
+        out.append(np.hstack([xy, xy + 80]).astype(np.float32))
+    return out
+
+
+def test_measured_run_scores_the_detector_and_the_gate_as_run_live(scene):
+    from faceopt.detection import experiments as ex
+    from faceopt.detection.metrics import mean_average_precision
+
+    split, frames, cache = scene
+    gt = _gt(frames)
+    run = ex.measured_run(split, frames, gt, layer=6, threshold=0.3, alpha=0.9, resamples=20)
+    alone = list(zip(cache.boxes, cache.scores))  # the full detector's output, cached frame by frame
+    assert run["map_amphibian"] == pytest.approx(mean_average_precision(_live(split, frames, 6, 0.3), gt))
+    assert run["map_detector"] == pytest.approx(mean_average_precision(alone, gt))
+    assert run["saving"] == pytest.approx(1 - run["s_per_frame_amphibian"] / run["s_per_frame_detector"])
+    assert run["map_gain_stderr"] >= 0 and run["saving_stderr"] > 0
+
+
+def test_gate_grid_rows_are_replays(scene):
+    from faceopt.detection import experiments as ex
+    from faceopt.detection.metrics import mean_average_precision
+
+    _, frames, cache = scene
+    gt = _gt(frames)
+    times = StageTimes(prepare=1.0, until={3: 2.0, 6: 4.0}, rest={3: 8.0, 6: 6.0}, decode=0.5, gate={3: 0.1, 6: 0.1})
+    rows = ex.gate_grid(cache, gt, (3, 6), (0.1, 0.5), 0.9, times)
+    assert [(r["layer"], r["threshold"]) for r in rows] == [(3, 0.1), (3, 0.5), (6, 0.1), (6, 0.5)]
+    for r in rows:
+        replay = replay_gate(cache, r["layer"], r["threshold"], 0.9)
+        assert r["mAP"] == mean_average_precision(replay.predictions, gt)
+        assert r["static share"] == pytest.approx(replay.static.mean())
+        assert r["ms per frame"] == pytest.approx(1e3 * times.frame_time(r["layer"], r["static share"]))
+
+
+def test_best_versus_pixel_compares_each_at_its_best(scene):
+    from faceopt.detection import experiments as ex
+
+    _, frames, cache = scene
+    gt = _gt(frames)
+    gate_rows = ex.gate_grid(cache, gt, (3, 6), (0.1, 0.5), 0.9)
+    pixel_rows = ex.pixel_sweep(cache, gt, (100.0, 2000.0), 0.9)
+    out = ex.best_versus_pixel(cache, gt, gate_rows, pixel_rows, 0.9, resamples=20)
+    best_gate, best_pixel = max(gate_rows, key=lambda r: r["mAP"]), max(pixel_rows, key=lambda r: r["mAP"])
+    assert (out["m"], out["lambda"], out["pixel_threshold"]) == (best_gate["layer"], best_gate["threshold"],
+                                                                 best_pixel["threshold"])
+    assert (out["map_amphibian_best"], out["map_pixel_l2_best"]) == (best_gate["mAP"], best_pixel["mAP"])
+    assert out["gain_stderr"] >= 0

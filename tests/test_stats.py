@@ -21,3 +21,31 @@ def test_single_runs_and_errors():
     assert "within the seed noise" in compare([1.0, 3.0], [0.0, 0.0]).text()
     assert "not estimated" in compare([1.0], [0.0]).text()
     assert math.isclose(compare([1, 2, 3], [1, 2, 3]).stderr, math.sqrt(2 / 3))
+
+
+def test_bootstrap_stderr_of_a_mean_matches_sigma_over_root_n():
+    import numpy as np
+
+    from faceopt.stats import bootstrap_stderr
+
+    x = np.random.default_rng(1).normal(0.0, 2.0, 400)
+    se = bootstrap_stderr(lambda i: x[i].mean(), len(x), resamples=2000, seed=0)
+    assert se == pytest.approx(x.std(ddof=1) / np.sqrt(len(x)), rel=0.1)
+    assert bootstrap_stderr(lambda i: 5.0, 10) == 0.0
+    with pytest.raises(ValueError, match="at least 2"):
+        bootstrap_stderr(lambda i: 0.0, 1)
+
+
+def test_map_difference_stderr_is_zero_for_identical_predictions_and_grows_with_disagreement():
+    import numpy as np
+
+    from faceopt.detection.metrics import map_difference_stderr
+
+    rng = np.random.default_rng(0)
+    gt = [np.array([[10, 10, 50, 50]], np.float32) for _ in range(40)]
+    good = [(g.copy(), np.array([0.9], np.float32)) for g in gt]
+    assert map_difference_stderr(good, good, gt, resamples=30) == 0.0
+    half = [(g + (0 if rng.random() < 0.5 else 30), np.array([0.9], np.float32)) for g in gt]
+    assert map_difference_stderr(good, half, gt, resamples=50) > 0.02
+    with pytest.raises(ValueError, match="same frames"):
+        map_difference_stderr(good, good[:-1], gt)
