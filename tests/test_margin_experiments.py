@@ -87,9 +87,22 @@ def test_margin_histogram_counts_and_range() -> None:
     torch.manual_seed(0)
     head = MarginHead(8, 5)
     emb = head.weight.detach()[torch.arange(40) % 5] + 0.3 * torch.randn(40, 8)
-    h = ex.margin_histogram(head, emb, torch.arange(40) % 5, batch_size=16, bins=10)
+    labels = torch.arange(40) % 5
+    h = ex.margin_histogram(head, emb, labels, batch_size=16, bins=10)
     assert sum(h["a_counts"]) == 32 and sum(h["m_counts"]) == 32  # two full batches of 16
-    assert 0.2 <= h["m_mean"] <= 0.5
+    # by hand: the same two batches, a_i = cos(W_y, x_i), m_i = (0.5 - 0.2) / max_batch(a) * a_i + 0.2
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(0))
+    a_all, m_all = [], []
+    for idx in (order[:16], order[16:32]):
+        w = torch.nn.functional.normalize(head.weight.detach()[labels[idx]], dim=1)
+        a = (w * torch.nn.functional.normalize(emb[idx], dim=1)).sum(1)
+        a_all.append(a)
+        m_all.append(0.3 / a.max() * a + 0.2)
+    a, m = torch.cat(a_all), torch.cat(m_all)
+    assert h["a_mean"] == pytest.approx(float(a.mean()), abs=1e-6)
+    assert h["m_mean"] == pytest.approx(float(m.mean()), abs=1e-6)
+    assert h["m_below_0.3"] == pytest.approx(float((m < 0.3).float().mean()))
+    assert h["a_counts"] == np.histogram(a.numpy(), bins=10, range=(-1.0, 1.0))[0].tolist()
 
 
 def test_run_comparison_caches_resumes_and_records(tmp_path, monkeypatch) -> None:
