@@ -19,8 +19,10 @@ TOC = (ROOT / "_toc.yml").read_text()
 CHAPTERS = list(list_chapters())
 
 
-def test_chapters_exist():
-    assert CHAPTERS, "no chapters found in chapters/"
+def test_toc_and_chapter_sources_match():
+    """Every chapter source is a page of the book and every chapter page of the TOC has a source."""
+    pages = re.findall(r"file: book/chapters/(\S+)", TOC)
+    assert pages == CHAPTERS, "_toc.yml's chapter pages and chapters/*.py differ (or are in another order)"
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)

@@ -296,3 +296,40 @@ def test_prune_channels_shrinks_and_keeps_output(tmp_path) -> None:
     assert by["structured"]["macs"] < by["dense"]["macs"]
     assert nonzero_parameters(unstructured) == by["unstructured"]["nonzero"]
     assert P.is_pruned(unstructured[0])  # latency_comparison folded masks on a copy only
+
+
+def _wide_mlp() -> nn.Sequential:
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
+
+
+def test_collapse_experiment_densities_add_up_to_the_target() -> None:
+    from faceopt.compress.experiments import collapse_experiment
+
+    rows = collapse_experiment(_tiny_data(), sparsities=(0.5, 0.99), synflow_iterations=5, make_model=_wide_mlp)
+    assert [(r["criterion"], r["sparsity"]) for r in rows] == [
+        (c, s) for s in (0.5, 0.99) for c in ("magnitude", "gradient", "synflow")]
+    sizes = {"1": 16 * 64, "3": 64 * 64, "5": 64 * 2}
+    for r in rows:
+        density = {k[len("density["):-1]: v for k, v in r.items() if k.startswith("density[")}
+        assert set(density) == set(sizes)
+        kept = sum(density[k] * n for k, n in sizes.items()) / sum(sizes.values())
+        assert kept == pytest.approx(1 - r["sparsity"], abs=2 / sum(sizes.values()))
+        assert r["collapsed"] == [k for k, d in density.items() if d == 0.0]
+    synflow_99 = next(r for r in rows if r["criterion"] == "synflow" and r["sparsity"] == 0.99)
+    assert synflow_99["collapsed"] == []  # SynFlow's guarantee: no layer empties before the net runs out
+
+
+def test_lottery_comparison_runs_every_reset_per_seed() -> None:
+    from faceopt.compress.experiments import lottery_comparison
+
+    data = _tiny_data()
+    rows = lottery_comparison(data, data, seeds=(0, 1), rounds=2, epochs=1, lr=0.05, rewind_step=1,
+                              make_model=_plain_mlp)
+    assert len(rows) == 2 * 3 * 3
+    for seed in (0, 1):
+        for reset in ("init", "rewind", "random"):
+            mine = [r for r in rows if (r["seed"], r["reset"]) == (seed, reset)]
+            direct = lottery_ticket(_plain_mlp, data, data, rounds=2, epochs=1, lr=0.05, seed=seed, reset=reset,
+                                    rewind_step=1)
+            assert [{k: r[k] for k in d} for r, d in zip(mine, direct)] == direct
+            assert [r["sparsity"] for r in mine] == pytest.approx([0.0, 0.2, 0.36], abs=0.01)
