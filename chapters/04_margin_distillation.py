@@ -48,7 +48,7 @@ import seaborn as sns
 from faceopt import provenance, results
 from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.data.synthetic_faces import SyntheticFaces, sample_grid
-from faceopt.recognition import experiments as ex
+from faceopt.recognition import experiments as ex, runs
 from faceopt.recognition.hypersphere import angles, class_spread, planar_run
 from faceopt.resources import resource_path
 from faceopt.stats import compare
@@ -209,8 +209,8 @@ if scale == "full":
 else:  # smoke: always trained afresh, on the CPU, in a scratch folder
     run_dir = tempfile.mkdtemp(prefix="faceopt-md-")
 t0 = time.perf_counter()
-folder = ex.run_comparison(preset, run_dir, device=device, log=lambda msg: None)
-teacher, students = ex.load_runs(folder)
+folder = runs.run_comparison(preset, run_dir, device=device, log=lambda msg: None)
+teacher, students = runs.load_runs(folder)
 if scale == "full":
     provenance.declare_cached_step(f"the {1 + len(students)} trainings of {folder.name}", teacher["machine"])
 print(f"{len(students)} student runs + teacher from {folder.name} in {time.perf_counter() - t0:.0f} s; "
@@ -218,7 +218,7 @@ print(f"{len(students)} student runs + teacher from {folder.name} in {time.perf_
 
 # %%
 metrics = {"lfw": "LFW-like", "agedb": "AgeDB-like", "megaface_rank1": "MegaFace-like rank-1"}
-values = {k: ex.collect(students, k) for k in metrics}
+values = {k: runs.collect(students, k) for k in metrics}
 print(f"teacher: {teacher['train']['steps']} steps; students: {students[0]['train']['steps']} steps; "
       f"evaluation: {teacher['eval_sizes']}")
 
@@ -308,7 +308,7 @@ table6
 # %% tags=["machine-dependent"]
 rows = []
 for m in ex.TABLE7_METHODS:
-    src = ex._ALIAS.get(m, m)
+    src = ex.ALIASES.get(m, m)
     rows.append({"parts": LABEL[m], **{f"{metrics[k]} %": cell(values[k][src]) for k in metrics},
                  "thesis LFW %": THESIS["T7-ablation"][m]})
 table7 = pd.DataFrame(rows).set_index("parts")
@@ -348,13 +348,13 @@ for k, name in metrics.items():
 
 # %% tags=["machine-dependent"]
 mean = {k: {m: float(np.mean(v)) for m, v in values[k].items()} for k in metrics}
-ablation = {k: {m: values[k][ex._ALIAS.get(m, m)] for m in ex.TABLE7_METHODS} for k in metrics}
-t5_parts = [p for k in ("lfw", "agedb") for p in ex.winner_parts(values[k], label=f"{metrics[k]}: ")]
-t6_parts = (ex.winner_parts(values["megaface_rank1"], label="rank-1: ")
-            + [ex.comparison_part(values["megaface_rank1"], "arcface", t, "rank-1: ") for t in ("triplet_l2", "triplet_cos")])
-t7_by_metric = {k: ex.winner_parts(ablation[k], target="copy_mi_freeze", rivals=ex.TABLE7_METHODS, label=f"{metrics[k]}: ")
-                + [ex.comparison_part(ablation[k], "copy_freeze", "copy", f"{metrics[k]}: ")]
-                + [ex.comparison_part(ablation[k], m, "copy_mi", f"{metrics[k]}: ")
+ablation = {k: {m: values[k][ex.ALIASES.get(m, m)] for m in ex.TABLE7_METHODS} for k in metrics}
+t5_parts = [p for k in ("lfw", "agedb") for p in runs.winner_parts(values[k], label=f"{metrics[k]}: ")]
+t6_parts = (runs.winner_parts(values["megaface_rank1"], label="rank-1: ")
+            + [runs.comparison_part(values["megaface_rank1"], "arcface", t, "rank-1: ") for t in ("triplet_l2", "triplet_cos")])
+t7_by_metric = {k: runs.winner_parts(ablation[k], target="copy_mi_freeze", rivals=ex.TABLE7_METHODS, label=f"{metrics[k]}: ")
+                + [runs.comparison_part(ablation[k], "copy_freeze", "copy", f"{metrics[k]}: ")]
+                + [runs.comparison_part(ablation[k], m, "copy_mi", f"{metrics[k]}: ")
                    for m in ex.TABLE7_METHODS if m not in ("copy_mi", "copy_mi_freeze")]
                 for k in metrics}
 parts = pd.DataFrame([{"claim": claim, **row} for claim, ps in (("T5", t5_parts), ("T6", t6_parts),

@@ -24,6 +24,7 @@ import pytest
 from faceopt.config import paths
 from faceopt.detection.pseudo_labels import default_annotation_path
 from faceopt.recognition import experiments as md
+from faceopt.recognition import runs as md_runs
 from faceopt.resources import resource_path, resources_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +53,7 @@ def test_chapter_resources_are_packaged(parts):
 def test_code_points_at_the_packaged_resources():
     assert paths().claims == resource_path("claims.yml")
     assert default_annotation_path() == resource_path("annotations", "vtest_persons.json")
-    assert md.run_folder(md.PRESETS["full"], resource_path("runs", "margin_distillation")).is_dir()
+    assert md_runs.run_folder(md.PRESETS["full"], resource_path("runs", "margin_distillation")).is_dir()
     assert resources_root() == PACKAGE / "resources", "the tests expect the editable install of this checkout"
 
 

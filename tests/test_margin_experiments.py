@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from faceopt.recognition import experiments as ex
+from faceopt.recognition import experiments as ex, runs
 from faceopt.recognition.heads import MarginHead
 from faceopt.recognition.hypersphere import angles, planar_run
+from faceopt.fingerprint import code_fingerprint
 from faceopt.results import decide
 from faceopt.train import TrainConfig, lr_at
 
@@ -106,10 +107,10 @@ def test_margin_histogram_counts_and_range() -> None:
 
 
 def test_run_comparison_caches_resumes_and_records(tmp_path, monkeypatch) -> None:
-    folder = ex.run_comparison(MICRO, tmp_path, methods=["arcface", "copy_mi_freeze"], seeds=[0],
+    folder = runs.run_comparison(MICRO, tmp_path, methods=["arcface", "copy_mi_freeze"], seeds=[0],
                                device="cpu", log=lambda *_: None)
-    assert folder == ex.run_folder(MICRO, tmp_path)
-    teacher, students = ex.load_runs(folder)
+    assert folder == runs.run_folder(MICRO, tmp_path)
+    teacher, students = runs.load_runs(folder)
     assert {s["method"] for s in students} == {"arcface", "margin_distillation"}  # the alias is one run
     by = {s["method"]: s for s in students}
     assert by["margin_distillation"]["train"]["centres_equal_teacher"] is True
@@ -118,39 +119,89 @@ def test_run_comparison_caches_resumes_and_records(tmp_path, monkeypatch) -> Non
         assert {"lfw", "agedb", "megaface_rank1"} <= set(rec["metrics"])
         assert 0 <= rec["metrics"]["megaface_rank1"] <= 100
     assert teacher["eval_sizes"]["distractors"] == 6
+    for rec in (teacher, *students):   # who made each record
+        assert rec["code"] == code_fingerprint(ex.RUN_CODE) and rec["torch"] == torch.__version__
+        assert rec["git_rev"] and rec["machine"]
 
     def boom(*a, **k):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(ex, "train_student", boom)
     monkeypatch.setattr(ex, "train_teacher", boom)
-    ex.run_comparison(MICRO, tmp_path, methods=["arcface"], seeds=[0], device="cpu", log=lambda *_: None)
+    runs.run_comparison(MICRO, tmp_path, methods=["arcface"], seeds=[0], device="cpu", log=lambda *_: None)
 
     bad = folder / "students" / "arcface-seed0.json"
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="arcface-seed0.json"):
-        ex.load_runs(folder)
+        runs.load_runs(folder)
     bad.write_text(json.dumps({"format": "other"}))
     with pytest.raises(ValueError, match="format"):
-        ex.load_runs(folder)
+        runs.load_runs(folder)
     with pytest.raises(ValueError, match="unknown method"):
-        ex.run_comparison(MICRO, tmp_path, methods=["distil_everything"], device="cpu")
-    (folder / "students" / "arcface-seed0.json").unlink()
+        runs.run_comparison(MICRO, tmp_path, methods=["distil_everything"], device="cpu")
+    (folder / "students" / "margin_distillation-seed0.json").unlink()
     torch.save({"backbone": {}, "head": {"weight": torch.zeros(3, 512)}}, folder / "teacher.pt")
     with pytest.raises(ValueError, match="teacher.pt"):   # e.g. a teacher with another class count
-        ex.run_comparison(MICRO, tmp_path, methods=["arcface"], seeds=[0], device="cpu", log=lambda *_: None)
+        runs.run_comparison(MICRO, tmp_path, methods=["margin_distillation"], seeds=[0], device="cpu",
+                            log=lambda *_: None)
     with pytest.raises(FileNotFoundError, match="teacher.json"):
-        ex.load_runs(tmp_path / "nowhere")
+        runs.load_runs(tmp_path / "nowhere")
+
+
+def test_stale_cache_stops_with_what_exists_and_the_command(tmp_path, monkeypatch) -> None:
+    runs.run_comparison(MICRO, tmp_path, methods=["arcface"], seeds=[0], device="cpu", log=lambda *_: None)
+    old = runs.run_folder(MICRO, tmp_path)
+    with pytest.raises(runs.StaleRunError, match="teacher"):   # the teacher of the whole comparison is missing
+        runs.run_comparison(MICRO, tmp_path, train_missing=False)
+    monkeypatch.setattr(ex, "code_fingerprint", lambda modules: "0" * 64)   # the code changed
+    assert runs.run_folder(MICRO, tmp_path) != old
+    with pytest.raises(runs.StaleRunError) as err:
+        runs.run_comparison(MICRO, tmp_path, methods=["arcface"], seeds=[0], train_missing=False)
+    msg = str(err.value)
+    assert old.name in msg and "arcface-seed0" in msg and "faceopt distill --preset micro" in msg
+    assert not runs.run_folder(MICRO, tmp_path).exists()    # nothing half-made
+
+
+def test_load_runs_refuses_a_record_of_other_code(tmp_path) -> None:
+    folder = runs.run_comparison(MICRO, tmp_path, methods=["arcface"], seeds=[0], device="cpu", log=lambda *_: None)
+    path = folder / "students" / "arcface-seed0.json"
+    rec = json.loads(path.read_text())
+    path.write_text(json.dumps({**rec, "code": "f" * 64}))
+    (folder / "teacher.json").write_text(json.dumps({**rec, "method": "teacher"}))
+    with pytest.raises(runs.StaleRunError, match="arcface-seed0.json.*other code"):
+        runs.load_runs(folder)
+
+
+def test_arcface_student_is_the_same_with_or_without_teacher_embeddings() -> None:
+    """The ArcFace student trains beside the teacher: its batches and flips must not depend on it."""
+    images, labels = ex.render_training_set(MICRO)
+    t = torch.randn(len(images), 512)
+    head = MarginHead(512, MICRO.identities)
+    a, _ = ex.train_student("arcface", MICRO, ex.TrainingSet(images, labels, MICRO.group), None)
+    b, _ = ex.train_student("arcface", MICRO, ex.TrainingSet(images, labels, MICRO.group, t, t.flip(1)), head)
+    for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), k
+    with pytest.raises(ValueError, match="teacher_head"):
+        ex.train_student("margin_distillation", MICRO, ex.TrainingSet(images, labels, MICRO.group), None)
+
+
+def test_headline_runs_come_first_with_their_extra_seeds() -> None:
+    p = dataclasses.replace(MICRO, seeds=(0, 1), headline_seeds=(2,))
+    r = p.runs()
+    assert r[:6] == [("arcface", 0), ("margin_distillation", 0), ("arcface", 1), ("margin_distillation", 1),
+                     ("arcface", 2), ("margin_distillation", 2)]
+    assert len(r) == 6 + 2 * (len(ex.METHODS) - 2) and len(set(r)) == len(r)
+    assert dataclasses.replace(p, headline_seeds=(2, 3)).key() == p.key()   # more seeds extend a run
 
 
 def test_cached_full_runs_are_complete() -> None:
     """The committed full-scale cache holds the teacher and every method x seed of the preset."""
     from faceopt.resources import resource_path
 
-    folder = ex.run_folder(ex.PRESETS["full"], resource_path("runs", "margin_distillation"))
-    teacher, students = ex.load_runs(folder)
+    folder = runs.run_folder(ex.PRESETS["full"], resource_path("runs", "margin_distillation"))
+    teacher, students = runs.load_runs(folder)
     got = {(s["method"], s["seed"]) for s in students}
-    assert got == {(m, s) for m in ex.METHODS for s in ex.PRESETS["full"].seeds}
+    assert got == set(ex.PRESETS["full"].runs())
     assert json.loads((folder / "config.json").read_text())["preset"]["teacher"] == ex.PRESETS["full"].teacher
 
 
@@ -169,17 +220,17 @@ def test_planar_run_copies_centres_and_bounds_margins() -> None:
 
 def test_comparison_parts_follow_the_rule() -> None:
     v = {"arcface": [90.0, 91.0, 90.5], "margin_distillation": [95.0, 95.5, 95.2], "angular": [94.0, 94.2, 94.1]}
-    parts = ex.winner_parts(v)
+    parts = runs.winner_parts(v)
     assert [p.name for p in parts] == ["margin_distillation > arcface", "margin_distillation > angular"]
     assert decide(parts) == "reproduced"
     assert parts[0].effect == pytest.approx(95.2333 - 90.5, abs=1e-3)
     v["angular"] = [95.6, 95.0, 95.4]           # higher mean, within the noise: that part is not reproduced
-    assert decide(ex.winner_parts(v)) == "not-reproduced"
-    p = ex.comparison_part({"a": [2.0, 2.1, 2.2], "b": [1.0, 1.1, 1.2]}, "a", "b", "LFW: ")
+    assert decide(runs.winner_parts(v)) == "not-reproduced"
+    p = runs.comparison_part({"a": [2.0, 2.1, 2.2], "b": [1.0, 1.1, 1.2]}, "a", "b", "LFW: ")
     assert p.name == "LFW: a > b" and p.status == "reproduced"
-    assert ex.comparison_part({"a": [2.0, 1.0, 3.0], "b": [1.9, 1.8, 2.0]}, "a", "b").status == "not-reproduced"
+    assert runs.comparison_part({"a": [2.0, 1.0, 3.0], "b": [1.9, 1.8, 2.0]}, "a", "b").status == "not-reproduced"
     recs = [{"method": "x", "seed": 1, "metrics": {"lfw": 2.0}}, {"method": "x", "seed": 0, "metrics": {"lfw": 1.0}}]
-    assert ex.collect(recs, "lfw") == {"x": [1.0, 2.0]}
+    assert runs.collect(recs, "lfw") == {"x": [1.0, 2.0]}
 
 
 def test_class_spread_by_hand() -> None:

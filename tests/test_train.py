@@ -145,8 +145,11 @@ def test_checkpoint_contents_and_atomic_write(tmp_path: Path, monkeypatch: pytes
 
     before = (tmp_path / "last.pt").read_bytes()
 
-    def broken_save(obj, f, *a, **k):
-        Path(f).write_bytes(b"half a checkpoint")
+    def broken_save(obj, f, *a, **k):   # writes half a file, then fails
+        if hasattr(f, "write"):
+            f.write(b"half a checkpoint")
+        else:
+            Path(f).write_bytes(b"half a checkpoint")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)

@@ -9,7 +9,7 @@ Examples::
     faceopt assets fetch vtest.avi
     faceopt bench cost --models mobilefacenet iresnet50 --json cost.json
     faceopt train --demo --max-steps 4 --out runs/demo
-    faceopt distill --preset full --run-dir src/faceopt/resources/runs/margin_distillation --device cuda
+    faceopt distill --preset full --run-dir src/faceopt/resources/runs/margin_distillation --jobs 12
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from .recognition.experiments import main as distill_main
+    from .recognition.runs import main as distill_main
 
     return distill_main(args.rest)
 

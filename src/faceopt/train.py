@@ -92,6 +92,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .config import check_choice, resolve_device, seed_everything
+from .io import atomic_torch_save
 from .progress import progress as progress_bar
 
 __all__ = [
@@ -284,16 +285,7 @@ def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
 
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` atomically: a temporary file beside it, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(dict(state), tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_torch_save(dict(state), path)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -309,6 +301,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a faceopt.train checkpoint (format {CHECKPOINT_FORMAT})")
     return state
+
+
+def _resume_fields(state: Mapping[str, Any], path: Path, total: int) -> tuple[int, list[tuple[int, float]], float, list]:
+    """Step, loss history, last loss and RNG states of a checkpoint, checked; :class:`CheckpointError` if damaged."""
+    try:
+        step = int(state["step"])
+        history = [(int(s), float(v)) for s, v in state.get("loss_history", [])]
+        last_loss = float(state.get("last_loss", float("nan")))
+        rngs = list(state["rng"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is damaged ({type(exc).__name__}: {exc}); delete it to start afresh") from exc
+    if not 0 <= step <= total:
+        raise CheckpointError(f"checkpoint {path} is at step {step}, outside this run's 0..{total}; "
+                              "delete it (or point checkpoint_dir elsewhere) to start afresh")
+    if not rngs:
+        raise CheckpointError(f"checkpoint {path} holds no RNG state; delete it to start afresh")
+    return step, history, last_loss, rngs
 
 
 def state_checksum(module: nn.Module) -> str:
@@ -452,16 +461,18 @@ def _train(model: nn.Module, dataset: Dataset, config: TrainConfig, d: _Dist, de
             optimizer.load_state_dict(state["optimizer"])
             if scaler is not None and state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"checkpoint {ckpt_path} does not fit this model/optimiser: {exc}") from exc
-        step = int(state["step"])
-        history = [(int(s), float(v)) for s, v in state.get("loss_history", [])]
-        last_loss = float(state.get("last_loss", float("nan")))
-        rngs = state["rng"]
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise CheckpointError(f"checkpoint {ckpt_path} does not fit this model/optimiser "
+                                  f"({type(exc).__name__}: {exc}); delete it to start afresh") from exc
+        step, history, last_loss, rngs = _resume_fields(state, ckpt_path, total)
         if len(rngs) != d.world_size:
             warnings.warn(f"{ckpt_path} was written by {len(rngs)} process(es), this run has "
                           f"{d.world_size}: the sample order after resuming differs", stacklevel=3)
-        _set_rng_state(rngs[d.rank] if d.rank < len(rngs) else rngs[0], device)
+        try:
+            _set_rng_state(rngs[d.rank] if d.rank < len(rngs) else rngs[0], device)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as exc:
+            raise CheckpointError(f"checkpoint {ckpt_path} holds a damaged RNG state ({type(exc).__name__}: {exc}); "
+                                  "delete it to start afresh") from exc
         resumed_from = step
         if is_main:
             log.info("resumed from %s at step %d", ckpt_path, step)

@@ -19,24 +19,16 @@ Batches are identity-balanced: an item of the training set is a *group* of ``gro
 images of one identity, and a batch holds ``batch_groups`` groups, so every batch has
 positives for the triplet methods and all methods see identical batches.
 
-:func:`run_comparison` runs the whole table for a :class:`DistillPreset` and writes one
-JSON per run (``teacher.json``, ``students/<method>-seed<k>.json``); the chapter reads
-them with :func:`load_runs`. ``faceopt distill`` (or ``python -m faceopt.recognition.experiments``)
-does the same from a shell, e.g. several processes sharing one GPU::
-
-    faceopt distill --preset full --run-dir runs/md --teacher-only
-    faceopt distill --preset full --run-dir runs/md --methods arcface --seeds 0 &
-    faceopt distill --preset full --run-dir runs/md --methods margin_distillation --seeds 0 &
+This module holds what decides the numbers; :mod:`faceopt.recognition.runs` caches them
+(one JSON per run, in a folder named by :meth:`DistillPreset.key`, which hashes the preset
+*and* the code of :data:`RUN_CODE`, so that changed code never reads old numbers).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import os
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +39,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from faceopt.config import resolve_device, seed_everything
+from faceopt.config import seed_everything
 from faceopt.data.pairs import PairSet, agedb_like_pairs, lfw_like_pairs, megaface_like
 from faceopt.data.synthetic_faces import SyntheticFaces
+from faceopt.fingerprint import code_fingerprint
+from faceopt.io import atomic_torch_save
 from faceopt.models import get_model
 from faceopt.recognition.distill import margin_distillation_margins, teacher_target_cosines
 from faceopt.recognition.distillers import make_distiller
@@ -57,14 +51,13 @@ from faceopt.recognition.evaluate import embed, pair_scores
 from faceopt.recognition.heads import FaceRecognizer, MarginHead
 from faceopt.recognition.losses import CombinedMarginLoss
 from faceopt.recognition.metrics import rank1_identification, tar_at_far, verification_accuracy
-from faceopt.results import Part
 from faceopt.train import TrainConfig, train
 
 __all__ = [
-    "TABLE5_METHODS", "TABLE7_METHODS", "METHODS", "DistillPreset", "PRESETS", "TrainingSet",
-    "render_training_set", "build_teacher", "build_student", "train_teacher", "teacher_embeddings",
-    "train_student", "EvalSets", "build_eval_sets", "evaluate_backbone", "run_comparison",
-    "load_runs", "collect", "comparison_part", "winner_parts", "with_overrides", "run_folder", "margin_histogram", "training_throughput", "main",
+    "TABLE5_METHODS", "TABLE7_METHODS", "METHODS", "HEADLINE_METHODS", "NO_TEACHER_METHODS", "ALIASES",
+    "RUN_CODE", "DistillPreset", "PRESETS", "TrainingSet", "render_training_set", "build_teacher",
+    "build_student", "train_teacher", "teacher_embeddings", "train_student", "EvalSets", "build_eval_sets",
+    "evaluate_backbone", "margin_histogram", "training_throughput", "with_overrides",
 ]
 
 #: Table 5 rows (students); the teacher is trained separately.
@@ -72,8 +65,21 @@ TABLE5_METHODS = ("arcface", "triplet_l2", "triplet_cos", "margin_kd_t4", "angul
 #: Table 7 ablation rows; ``copy_mi_freeze`` is MarginDistillation itself and is not trained twice.
 TABLE7_METHODS = ("copy_mi_freeze", "copy_mi", "copy", "mi", "copy_freeze")
 METHODS = TABLE5_METHODS + tuple(m for m in TABLE7_METHODS if m != "copy_mi_freeze")
-_ALIAS = {"copy_mi_freeze": "margin_distillation"}
-FORMAT = "faceopt.margin_distillation/1"
+#: Table 7 names that are the same run as a Table 5 name.
+ALIASES = {"copy_mi_freeze": "margin_distillation"}
+#: The comparison the chapter's headline rests on; :attr:`DistillPreset.headline_seeds` adds seeds to it.
+HEADLINE_METHODS = ("arcface", "margin_distillation")
+#: Students that never look at the teacher (they train while it trains).
+NO_TEACHER_METHODS = ("arcface",)
+#: Modules whose code decides a run's numbers: their fingerprint is part of :meth:`DistillPreset.key`.
+#: Any change to them (comments and docstrings aside) makes the cached runs stale, so new
+#: features belong in new modules (the model registry ``faceopt.models`` is left out for that).
+RUN_CODE = (
+    "faceopt.recognition.experiments", "faceopt.recognition.distillers", "faceopt.recognition.distill",
+    "faceopt.recognition.heads", "faceopt.recognition.losses", "faceopt.recognition.evaluate",
+    "faceopt.recognition.metrics", "faceopt.train", "faceopt.config", "faceopt.models.iresnet", "faceopt.models.mobilefacenet", "faceopt.data.synthetic_faces",
+    "faceopt.data.pairs",
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class DistillPreset:
     m_min: float = 0.2
     m_max: float = 0.5
     seeds: tuple[int, ...] = (0,)
+    headline_seeds: tuple[int, ...] = ()   # more seeds for HEADLINE_METHODS only
     lfw_folds: int = 10
     lfw_pairs_per_fold: int = 600
     agedb_pairs_per_fold: int = 600
@@ -119,13 +126,22 @@ class DistillPreset:
         d = dataclasses.asdict(self)
         d["teacher_options"], d["student_options"] = dict(self.teacher_options), dict(self.student_options)
         d["milestones"], d["seeds"] = list(self.milestones), list(self.seeds)
+        d["headline_seeds"] = list(self.headline_seeds)
         return d
 
     def key(self) -> str:
-        """Short hash of every field except ``name`` and ``seeds`` (more seeds extend a run)."""
+        """Short hash of every field except the name and the seeds (more seeds extend a run),
+        and of the code that trains and evaluates (:data:`RUN_CODE`)."""
         d = self.to_dict()
-        d.pop("name"), d.pop("seeds")
+        for k in ("name", "seeds", "headline_seeds"):
+            d.pop(k)
+        d["code"] = code_fingerprint(RUN_CODE)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+    def runs(self) -> list[tuple[str, int]]:
+        """Every ``(method, seed)`` of the comparison, the headline comparison first."""
+        first = [(m, s) for s in (*self.seeds, *self.headline_seeds) for m in HEADLINE_METHODS]
+        return first + [(m, s) for m in METHODS if m not in HEADLINE_METHODS for s in self.seeds]
 
     def milestone_steps(self, steps: int) -> tuple[int, ...]:
         return tuple(int(round(f * steps)) for f in self.milestones)
@@ -145,7 +161,7 @@ PRESETS: dict[str, DistillPreset] = {
         name="full", size=32, identities=500, images_per_identity=24, difficulty=0.5, spread=1.0,
         teacher=_NETS["teacher"], teacher_options=_NETS["teacher_options"], student=_NETS["student"],
         student_options={}, teacher_steps=3000, student_steps=1000, batch_groups=32, seeds=(0, 1, 2),
-        lr=0.05, warmup=0.2, megaface_distractors=10_000),
+        headline_seeds=(3, 4), lr=0.05, warmup=0.2, megaface_distractors=10_000),
 }
 
 
@@ -194,7 +210,7 @@ def render_training_set(preset: DistillPreset, cache_dir: str | os.PathLike | No
     if cache_dir is not None:
         path = Path(cache_dir) / f"train-{preset.key()}.pt"
         if path.exists():
-            d = torch.load(path, weights_only=True)
+            d = _load_cache(path)
             return d["images"], d["labels"]
     faces = SyntheticFaces(preset.identities, preset.images_per_identity, size=preset.size, seed=preset.data_seed,
                            difficulty=preset.difficulty, spread=preset.spread, workers=workers)
@@ -205,8 +221,18 @@ def render_training_set(preset: DistillPreset, cache_dir: str | os.PathLike | No
         labels.append(y)
     images, lab = torch.cat(chunks), torch.cat(labels).long()
     if path is not None:
-        _atomic_save({"images": images, "labels": lab}, path)
+        atomic_torch_save({"images": images, "labels": lab}, path)
     return images, lab
+
+
+def _load_cache(path: Path) -> dict[str, Any]:
+    try:
+        d = torch.load(path, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt by deleting it
+        raise ValueError(f"{path}: unreadable cache ({type(exc).__name__}: {exc}); delete it to rebuild") from exc
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: not a faceopt cache file; delete it to rebuild")
+    return d
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
@@ -282,20 +308,26 @@ def teacher_embeddings(backbone: nn.Module, images: torch.Tensor, *, device: str
     return torch.cat(out), torch.cat(out_flip)
 
 
-def train_student(method: str, preset: DistillPreset, data: TrainingSet, teacher_head: MarginHead, *,
+def train_student(method: str, preset: DistillPreset, data: TrainingSet, teacher_head: MarginHead | None, *,
                   seed: int = 0, device: str = "cpu", checkpoint_dir: str | os.PathLike | None = None
                   ) -> tuple[nn.Module, dict[str, Any]]:
     """A student trained with distiller ``method`` (Table 5 or 7 name); returns backbone and stats.
 
-    Every method starts from the same initial weights for a given seed. The triplet methods
+    Every method starts from the same initial weights for a given seed and sees the same
+    batches (``data`` with or without teacher embeddings: the batches and mirror flips are
+    the same). The ArcFace student needs no teacher (``teacher_head=None``). The triplet methods
     add their term to the ArcFace loss (``arcface_weight=1``) so that every row trains from
     scratch for the same budget (Feng et al. fine-tune an ArcFace student instead).
     """
-    name = _ALIAS.get(method, method)
+    name = ALIASES.get(method, method)
+    if teacher_head is None and name not in NO_TEACHER_METHODS:
+        raise ValueError(f"{name} learns from the teacher: give teacher_head (only {NO_TEACHER_METHODS} train without)")
     seed_everything(seed, threads=None)
     backbone, head = build_student(preset)
-    t_head = MarginHead(teacher_head.embedding_size, teacher_head.num_classes)
-    t_head.load_state_dict(teacher_head.state_dict())
+    t_head = None
+    if teacher_head is not None:
+        t_head = MarginHead(teacher_head.embedding_size, teacher_head.num_classes)
+        t_head.load_state_dict(teacher_head.state_dict())
     kw: dict[str, Any] = {"s": preset.s}
     if name.startswith("triplet"):
         kw.update(arcface_weight=1.0, m=preset.m, m_min=preset.m_min, m_max=preset.m_max)
@@ -309,7 +341,8 @@ def train_student(method: str, preset: DistillPreset, data: TrainingSet, teacher
                                      None if checkpoint_dir is None else Path(checkpoint_dir)), loss_fn=_loss_fn)
     model.cpu().eval()
     stats = _train_stats(res)
-    stats["centres_equal_teacher"] = bool(torch.equal(head.weight.detach(), teacher_head.weight.detach()))
+    stats["centres_equal_teacher"] = (teacher_head is not None
+                                      and bool(torch.equal(head.weight.detach(), teacher_head.weight.detach())))
     return backbone, stats
 
 
@@ -317,21 +350,54 @@ def train_student(method: str, preset: DistillPreset, data: TrainingSet, teacher
 
 @dataclass
 class EvalSets:
-    """Rendered evaluation protocols (images as float tensors in [-1, 1])."""
+    """Rendered evaluation protocols: images as float tensors in [-1, 1], pairs as index arrays.
 
-    lfw: PairSet
+    ``lfw_pairs`` ``[P, 2]`` indexes ``lfw_images``; ``lfw_issame`` and ``lfw_fold`` have
+    one entry per pair; the same for AgeDB-like. ``gallery_labels`` of distractors are < 0.
+    """
+
     lfw_images: torch.Tensor
-    agedb: PairSet
+    lfw_pairs: np.ndarray
+    lfw_issame: np.ndarray
+    lfw_fold: np.ndarray
     agedb_images: torch.Tensor
+    agedb_pairs: np.ndarray
+    agedb_issame: np.ndarray
+    agedb_fold: np.ndarray
     probe: torch.Tensor
     probe_labels: np.ndarray
     gallery: torch.Tensor
     gallery_labels: np.ndarray
     sizes: dict[str, int] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Tensors and plain values only (``torch.load(weights_only=True)`` reads it back)."""
+        d: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            d[f.name] = torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+        return d
 
-def build_eval_sets(preset: DistillPreset) -> EvalSets:
-    """LFW-like and AgeDB-like pairs and a MegaFace-like probe/gallery at the preset's size."""
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "EvalSets":
+        kw = {}
+        for f in dataclasses.fields(cls):
+            v = d[f.name]
+            kw[f.name] = v.numpy() if f.name.endswith(("_pairs", "_issame", "_fold", "_labels")) else v
+        return cls(**kw)
+
+
+def build_eval_sets(preset: DistillPreset, cache_dir: str | os.PathLike | None = None) -> EvalSets:
+    """LFW-like and AgeDB-like pairs and a MegaFace-like probe/gallery at the preset's size
+    (cached as ``eval-<key>.pt`` in ``cache_dir`` if given)."""
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"eval-{preset.key()}.pt"
+        if path.exists():
+            try:
+                return EvalSets.from_dict(_load_cache(path))
+            except KeyError as exc:
+                raise ValueError(f"{path}: not an evaluation cache ({exc} missing); delete it to rebuild") from exc
     common = {"size": preset.size, "seed": preset.data_seed}
     lfw = lfw_like_pairs({**common, "difficulty": preset.eval_difficulty}, folds=preset.lfw_folds,
                          pairs_per_fold=preset.lfw_pairs_per_fold, seed=preset.data_seed)
@@ -344,9 +410,17 @@ def build_eval_sets(preset: DistillPreset) -> EvalSets:
     age_x, _ = agedb.faces.batch(np.arange(len(agedb.faces)))
     px, py = probe.tensors()
     gx, gy = gallery.tensors()
-    return EvalSets(lfw, lfw_x, agedb, age_x, px, py.numpy(), gx, gy.numpy(),
+
+    def arrays(ps: PairSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (np.asarray(ps.pairs, dtype=np.int64).reshape(-1, 2), np.asarray(ps.issame, dtype=bool),
+                np.asarray(ps.fold, dtype=np.int64))
+
+    sets = EvalSets(lfw_x, *arrays(lfw), age_x, *arrays(agedb), px, py.numpy(), gx, gy.numpy(),
                     {"lfw_pairs": len(lfw), "agedb_pairs": len(agedb), "probes": len(px),
                      "gallery": len(gx), "distractors": int((gy < 0).sum())})
+    if path is not None:
+        atomic_torch_save(sets.to_dict(), path)
+    return sets
 
 
 def evaluate_backbone(backbone: nn.Module, sets: EvalSets, *, device: str = "cpu") -> dict[str, float]:
@@ -357,11 +431,13 @@ def evaluate_backbone(backbone: nn.Module, sets: EvalSets, *, device: str = "cpu
         return embed(lambda b: backbone(b.to(device)).float().cpu(), x, batch_size=512)
 
     out: dict[str, float] = {}
-    for key, pairs, x in (("lfw", sets.lfw, sets.lfw_images), ("agedb", sets.agedb, sets.agedb_images)):
-        scores = pair_scores(emb(x), pairs.pairs)
-        mean, std = verification_accuracy(scores, pairs.issame, folds=int(pairs.fold.max()) + 1)
+    for key in ("lfw", "agedb"):
+        x, pairs = getattr(sets, f"{key}_images"), getattr(sets, f"{key}_pairs")
+        issame, fold = getattr(sets, f"{key}_issame"), getattr(sets, f"{key}_fold")
+        scores = pair_scores(emb(x), pairs)
+        mean, std = verification_accuracy(scores, issame, folds=int(fold.max()) + 1)
         out[key], out[f"{key}_std"] = 100 * mean, 100 * std
-        out[f"{key}_tar@far=1e-2"] = 100 * tar_at_far(scores[pairs.issame], scores[~pairs.issame], 1e-2)
+        out[f"{key}_tar@far=1e-2"] = 100 * tar_at_far(scores[issame], scores[~issame], 1e-2)
     out["megaface_rank1"] = 100 * rank1_identification(emb(sets.probe), sets.probe_labels,
                                                        emb(sets.gallery), sets.gallery_labels)
     backbone.cpu()
@@ -387,161 +463,6 @@ def margin_histogram(teacher_head: MarginHead, t_emb: torch.Tensor, labels: torc
     return {"a_counts": a_counts.tolist(), "a_edges": a_edges.tolist(), "m_counts": m_counts.tolist(),
             "m_edges": m_edges.tolist(), "a_mean": float(a.mean()), "m_mean": float(m.mean()),
             "m_below_0.3": float((m < 0.3).mean())}
-
-
-# ----------------------------------------------------------------------------- driver
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_json(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable result file ({exc}); delete it to recompute") from exc
-    if d.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {d.get('format')!r}, expected {FORMAT!r}; delete it to recompute")
-    return d
-
-
-def run_folder(preset: DistillPreset, run_dir: str | os.PathLike) -> Path:
-    """``run_dir/<preset name>-<hash>``: results of different settings never mix."""
-    return Path(run_dir) / f"{preset.name}-{preset.key()}"
-
-
-def _machine(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name(0)
-    return f"{os.cpu_count()} CPU cores, torch {torch.__version__}"
-
-
-def run_comparison(preset: DistillPreset, run_dir: str | os.PathLike, *, methods: Iterable[str] = METHODS,
-                   seeds: Iterable[int] | None = None, device: str = "auto", teacher_only: bool = False,
-                   log: Any = print) -> Path:
-    """Train and evaluate what is missing in ``run_folder(preset, run_dir)``; return that folder.
-
-    Finished runs (their JSON exists) are skipped; an interrupted one resumes from its
-    checkpoint under ``ckpt/``. The teacher is trained once (seed ``preset.data_seed``) and
-    saved as ``teacher.pt`` (weights only, not meant for the repository).
-    """
-    dev = resolve_device(device)
-    methods = [_ALIAS.get(m, m) for m in methods]
-    for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-    seeds = list(preset.seeds if seeds is None else seeds)
-    folder = run_folder(preset, run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    cfg = folder / "config.json"
-    if not cfg.exists():
-        _atomic_json({"format": FORMAT, "preset": preset.to_dict()}, cfg)
-    todo = [(m, s) for m in methods for s in seeds if not (folder / "students" / f"{m}-seed{s}.json").exists()]
-    t_json, t_pt = folder / "teacher.json", folder / "teacher.pt"
-    if t_json.exists() and (not todo or (teacher_only and t_pt.exists())):
-        return folder
-    t0 = time.perf_counter()
-    images, labels = render_training_set(preset)
-    log(f"rendered {len(images)} training images ({preset.identities} identities) in {time.perf_counter() - t0:.1f} s")
-    data = TrainingSet(images, labels, preset.group)
-    sets = None
-    backbone, head = build_teacher(preset)
-    if t_pt.exists():
-        try:
-            state = torch.load(t_pt, weights_only=True)
-            backbone.load_state_dict(state["backbone"]), head.load_state_dict(state["head"])
-        except (RuntimeError, KeyError, OSError, EOFError) as exc:
-            raise ValueError(f"{t_pt}: not a teacher of this preset ({exc}); delete it to retrain") from exc
-        backbone.eval()
-        stats = None
-    else:
-        log(f"training the teacher ({preset.teacher}, {preset.teacher_steps} steps) on {dev}")
-        backbone, head, stats = train_teacher(preset, data, seed=preset.data_seed, device=dev,
-                                              checkpoint_dir=folder / "ckpt" / "teacher")
-        _atomic_save({"backbone": backbone.state_dict(), "head": head.state_dict(), "train": stats}, t_pt)
-    t_emb, t_flip = teacher_embeddings(backbone, images, device=dev)  # for the margins and the students
-    if not t_json.exists() or stats is not None:
-        stats = stats or state.get("train", {})
-        sets = build_eval_sets(preset)
-        metrics = evaluate_backbone(backbone, sets, device=dev)
-        hist = margin_histogram(head, t_emb, labels, batch_size=preset.batch_size, m_min=preset.m_min,
-                                m_max=preset.m_max)
-        _atomic_json({"format": FORMAT, "method": "teacher", "model": preset.teacher, "seed": preset.data_seed,
-                      "metrics": metrics, "train": stats, "margins": hist, "eval_sizes": sets.sizes,
-                      "machine": _machine(dev)}, t_json)
-        log(f"teacher: {_summary(metrics)}")
-    if teacher_only or not todo:
-        return folder
-    sdata = TrainingSet(images, labels, preset.group, t_emb, t_flip)
-    sets = sets or build_eval_sets(preset)
-    for method, seed in todo:
-        out = folder / "students" / f"{method}-seed{seed}.json"
-        if out.exists():  # another process finished it meanwhile
-            continue
-        log(f"training {method} (seed {seed}, {preset.student_steps} steps) on {dev}")
-        student, stats = train_student(method, preset, sdata, head, seed=seed, device=dev,
-                                       checkpoint_dir=folder / "ckpt" / f"{method}-seed{seed}")
-        metrics = evaluate_backbone(student, sets, device=dev)
-        _atomic_json({"format": FORMAT, "method": method, "model": preset.student, "seed": seed,
-                      "metrics": metrics, "train": stats, "machine": _machine(dev)}, out)
-        log(f"{method} seed {seed}: {_summary(metrics)}")
-    return folder
-
-
-def _summary(m: Mapping[str, float]) -> str:
-    return f"LFW-like {m['lfw']:.2f}%, AgeDB-like {m['agedb']:.2f}%, MegaFace-like rank-1 {m['megaface_rank1']:.2f}%"
-
-
-def load_runs(folder: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The teacher's record and every student record (one per method and seed) of a run folder."""
-    folder = Path(folder)
-    if not (folder / "teacher.json").exists():
-        raise FileNotFoundError(f"{folder}/teacher.json is missing: run run_comparison first")
-    teacher = _read_json(folder / "teacher.json")
-    students = [_read_json(p) for p in sorted((folder / "students").glob("*.json"))]
-    return teacher, students
-
-
-def collect(students: Iterable[Mapping[str, Any]], metric: str) -> dict[str, list[float]]:
-    """``method -> [value of metric for each seed]`` (seed order) from student records."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for rec in students:
-        out.setdefault(rec["method"], []).append((int(rec["seed"]), float(rec["metrics"][metric])))
-    return {m: [v for _, v in sorted(vals)] for m, vals in out.items()}
-
-
-def comparison_part(values: Mapping[str, Sequence[float]], better: str, worse: str, label: str = "") -> Part:
-    """The part "``better`` is above ``worse``" of a claim, from their values over seeds."""
-    from faceopt.stats import compare
-
-    return Part.compared(f"{label}{better} > {worse}", compare(values[better], values[worse]))
-
-
-def winner_parts(values: Mapping[str, Sequence[float]], target: str = "margin_distillation",
-                 rivals: Sequence[str] = TABLE5_METHODS, label: str = "") -> list[Part]:
-    """The parts of "``target`` beats every rival": one comparison over seeds per rival present."""
-    return [comparison_part(values, target, r, label) for r in rivals if r != target and r in values]
 
 
 def training_throughput(model_name: str, *, size: int, batch_size: int = 64, steps: int = 5,
@@ -577,30 +498,3 @@ def with_overrides(preset: DistillPreset, items: Iterable[str]) -> DistillPreset
             value = raw
         changes[key] = tuple(value) if isinstance(value, list) else value
     return dataclasses.replace(preset, **changes)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="faceopt distill",
-                                description="Train and evaluate the teacher and the students of thesis Tables 5-7.")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="smoke")
-    p.add_argument("--run-dir", required=True, help="folder for results, checkpoints and the teacher")
-    p.add_argument("--methods", nargs="*", default=list(METHODS), help=f"subset of: {' '.join(METHODS)}")
-    p.add_argument("--seeds", nargs="*", type=int, default=None, help="student seeds (default: the preset's)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--teacher-only", action="store_true", help="train and evaluate the teacher, then stop")
-    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON",
-                   help="override preset fields, e.g. --set identities=1000 difficulty=0.7 'teacher_options={\"width\": 1}'")
-    a = p.parse_args(argv)
-    try:
-        preset = with_overrides(PRESETS[a.preset], a.set)
-        folder = run_comparison(preset, a.run_dir, methods=a.methods, seeds=a.seeds, device=a.device,
-                                teacher_only=a.teacher_only)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(folder)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
