@@ -71,12 +71,16 @@ faces = np.load(require("lfw_subset"))[:100]  # scikit-image's 100 real LFW face
 config = DoorbellConfig(frames=preset.frames, visits=preset.visits, seed=seed)
 scene = list(doorbell_scene(faces, config))
 frames, gt = [f for f, _ in scene], [g for _, g in scene]
+tuning_scene = list(doorbell_scene(faces, DoorbellConfig(frames=preset.frames, visits=preset.visits,
+                                                         seed=seed + ex.TUNING_SEED_OFFSET)))
+tune_frames, tune_gt = [f for f, _ in tuning_scene], [g for _, g in tuning_scene]
 detector = BlazeFaceSplit(BlazeFace.from_tflite(require("blazeface_short_range")))
 DATA = (f"door-phone scene: {len(frames)} frames {config.width}x{config.height}, {config.visits} visits of real "
         "LFW faces (scikit-image), a static face poster, additive noise sd 3; BlazeFace (MediaPipe) ported to PyTorch")
 pd.set_option("display.precision", 3)
 sns.set_theme(style="whitegrid", context="notebook")
-print(f"scale={scale}: {len(frames)} frames, {sum(len(g) > 0 for g in gt)} with a visitor; "
+print(f"scale={scale}: {len(frames)} test frames ({sum(len(g) > 0 for g in gt)} with a visitor) and "
+      f"{len(tune_frames)} tuning frames ({sum(len(g) > 0 for g in tune_gt)}); "
       f"{len(preset.layers)} layers x {len(preset.thresholds)} thresholds in the grid")
 
 # %% [markdown]
@@ -144,36 +148,48 @@ plt.show()
 # gate for each $(m, \lambda)$. The tests check that the replay returns exactly what the
 # live `AmphibianDetector` returns. Times per stage are measured on real frames; the
 # grid's time axis is modelled from them as
-# $t(m) = t_\text{prep} + t_{1..m} + t_\text{gate} + (1-s)\,(t_{m+1..} + t_\text{decode})$ with
-# $s$ the share of early exits. The headline comparison below is measured directly.
+# $t(m) = t_\text{prep} + t_{1..m} + t_\text{gate}(m) + (1-s)\,(t_{m+1..} + t_\text{decode})$
+# with $s$ the share of early exits and $t_\text{gate}(m)$ the measured cost of the
+# cosine map and its maximum at layer $m$. The headline comparison below is measured
+# directly.
+#
+# **Tuning and test frames.** Every setting on this page, $(m, \lambda)$ and the pixel
+# baseline's threshold, is chosen on *tuning* frames and scored on other, *test* frames:
+# for the door phone a second scene from the same generator (other visitors, other
+# noise), for the pedestrian video the frames right after the scored ones. A setting
+# picked on the frames it is scored on would be scored too kindly. Earlier revisions of
+# this page did exactly that; `faceopt.detection.experiments.study_scene` is the protocol
+# now, for both scenes.
 
 # %%
-cache = ex.cache_scene(detector, frames, preset.layers)
-times = ex.measure_stage_times(detector, frames[:preset.time_frames], preset.layers, repeats=preset.time_repeats)
-grid = pd.DataFrame(ex.gate_grid(cache, gt, preset.layers, preset.thresholds, preset.alpha, times))
+door = ex.study_scene(detector, (tune_frames, tune_gt), (frames, gt), layers=preset.layers,
+                      thresholds=preset.thresholds, alpha=preset.alpha, time_frames=preset.time_frames,
+                      time_repeats=preset.time_repeats, seed=seed)
+grid, times, cache = door.grid, door.times, door.test_cache
 map_alone = mean_average_precision(list(zip(cache.boxes, cache.scores)), gt)
-print(f"detector alone: mAP@0.5 = {map_alone:.3f}")
+print(f"detector alone: mAP@0.5 = {door.map_alone_tuning:.3f} on the tuning frames, {map_alone:.3f} on the test frames")
 
 # %% tags=["nbval-ignore-output"]
-grid_heatmaps(grid, "door phone")
+grid_heatmaps(grid, "door phone, tuning frames")
 plt.show()
 
 # %% [markdown]
 # The thesis picks two settings from its grid: the best mAP, and the best mAP per unit
-# of time. Time varies from run to run, so for the rest of the page we choose with a
-# cost that does not: the expected multiply-accumulates per frame, counted per stage,
-# $\sum_{k\le m} c_k + (1-s)\,(\sum_{k>m} c_k + c_\text{heads})$. Among the settings
-# within 2% of the best mAP we take the one with the lowest expected cost.
+# of time. We choose in the same spirit: among the settings within 2% of the best mAP on
+# the tuning frames, the one with the lowest modelled time per frame. The time model
+# includes what the gate itself costs, which is not small: computing the cosine map of
+# an early, large feature map can take longer than the stages before it. A choice by
+# counted multiply-accumulates alone, as an earlier revision made, ignores that and
+# picks the earliest split. Because the model uses times measured on this machine, the
+# chosen setting can differ from one processor to another, as it would for a deployment.
 
-# %%
-per_stage, head_macs = ex.stage_macs(detector, frames[0])
-best, chosen = ex.choose_setting(grid, per_stage, head_macs)
-chosen_layer, chosen_threshold = int(chosen["layer"]), float(chosen["threshold"])
-full_mmacs = (sum(per_stage) + head_macs) / 1e6
-print(f"detector alone: {full_mmacs:.1f} MMACs per frame; best mAP {best['mAP']:.3f} at m={int(best['layer'])}, "
-      f"lambda={best['threshold']:.2f}; chosen: m={chosen_layer}, lambda={chosen_threshold:.2f} "
-      f"(mAP {chosen['mAP']:.3f}, {chosen['static share']:.0%} early exits, "
-      f"{chosen['expected MMACs']:.1f} MMACs per frame expected)")
+# %% tags=["machine-dependent"]
+best, chosen = door.best, door.chosen
+chosen_layer, chosen_threshold = door.chosen_setting
+print(f"best mAP {best['mAP']:.3f} at m={int(best['layer'])}, lambda={best['threshold']:.2f}; "
+      f"chosen: m={chosen_layer}, lambda={chosen_threshold:.2f} (mAP {chosen['mAP']:.3f}, "
+      f"{chosen['static share']:.0%} early exits, {chosen['ms per frame']:.2f} ms per frame modelled, "
+      f"detector alone {1e3 * times.detector_alone:.2f} ms)")
 
 # %% tags=["nbval-ignore-output"]
 grid["mAP per ms"] = grid["mAP"] / grid["ms per frame"]
@@ -183,10 +199,10 @@ print(f"best mAP per modelled ms: m={int(best_ratio['layer'])}, lambda={best_rat
 # %% [markdown]
 # ## What the gate sees
 #
-# At the chosen setting, the motion map of a few frames, with the boxes the filter keeps
-# (green) and drops (red):
+# At the chosen setting, the motion map of a few test frames, with the boxes the filter
+# keeps (green) and drops (red):
 
-# %%
+# %% tags=["machine-dependent"]
 amph = AmphibianDetector(detector, chosen_layer, chosen_threshold, preset.alpha)
 amph.reset(frames[0])
 diffs, kept, dropped = {}, {}, {}
@@ -209,21 +225,33 @@ plt.show()
 # L2 distance and thresholds from 0 to 2,500 on 0..255 frames. The thesis does not say
 # whether its distance is squared; we use the squared L2 distance of the BGR vectors of
 # each pixel, for which that threshold range is meaningful. (Figure 2.5 of the thesis.)
+#
+# A fair comparison gives both gates the same search. The feature-map gate tries
+# every $(m, \lambda)$ of the grid; the pixel gate gets as many thresholds, evenly
+# spaced from 0 to where its mAP has clearly fallen (the end doubles from 2,500 until
+# the mAP there is 2% below the best seen). Both searches run on the tuning frames; the
+# two best settings are then scored on the test frames.
 
-# %%
-pixel = pd.DataFrame(ex.pixel_sweep(cache, gt, preset.pixel_thresholds, preset.alpha))
+# %% tags=["machine-dependent"]
+pixel, pixel_best = door.pixel, door.pixel_best
 ours = grid[grid.layer == chosen_layer]
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
 axes[0].plot(ours["threshold"], ours["mAP"], "o-", label=f"AmphibianDetector, m={chosen_layer}")
-axes[0].axhline(map_alone, color="grey", ls="--", label="detector alone")
-axes[0].set(xlabel="threshold lambda", ylabel="mAP@0.5", title="AmphibianDetector")
-axes[1].plot(pixel["threshold"], pixel["mAP"], "s-", color="C1", label="pixel L2 baseline")
-axes[1].axhline(map_alone, color="grey", ls="--", label="detector alone")
+axes[0].axhline(door.map_alone_tuning, color="grey", ls="--", label="detector alone")
+axes[0].set(xlabel="threshold lambda", ylabel="mAP@0.5 (tuning frames)", title="AmphibianDetector")
+axes[1].plot(pixel["threshold"], pixel["mAP"], "-", color="C1", label="pixel L2 baseline")
+axes[1].axvline(2500, color="C1", ls=":", lw=1, label="the thesis's largest threshold")
+axes[1].axhline(door.map_alone_tuning, color="grey", ls="--", label="detector alone")
 axes[1].set(xlabel="threshold (squared L2)", title="Pixel-space baseline")
 for ax in axes:
     ax.legend()
 plt.show()
-pixel
+print(f"searched: {len(grid)} gate settings and {len(pixel)} pixel thresholds (0 to {pixel['threshold'].max():,.0f}); "
+      f"best on the tuning frames: gate {best['mAP']:.3f} (m={int(best['layer'])}, lambda={best['threshold']:.2f}), "
+      f"pixel {pixel_best['mAP']:.3f} (threshold {pixel_best['threshold']:,.0f})")
+v = door.versus_pixel
+print(f"on the test frames: gate {v['map_amphibian']:.3f}, pixel {v['map_pixel_l2']:.3f}, "
+      f"difference {v['map_amphibian'] - v['map_pixel_l2']:+.3f} (bootstrap standard error {v['gain_stderr']:.3f})")
 
 # %% [markdown]
 # ## Time
@@ -255,10 +283,10 @@ print(f"the gate's own cost (cosine map and max) adds {gate_cost:.1%} to the fir
 # ## Detector alone against AmphibianDetector, measured in one run
 #
 # The analogue of the thesis's Table 3 and of its time comparison: both run on the same
-# frames, alternately, in one process.
+# test frames, alternately, in one process.
 
 # %% tags=["nbval-ignore-output"]
-run = ex.measured_run(detector, frames, gt, layer=chosen_layer, threshold=chosen_threshold, alpha=preset.alpha)
+run = door.run
 table3 = pd.DataFrame({"mAP@0.5": [run["map_detector"], run["map_amphibian"]],
                        "ms per frame": [1e3 * run["s_per_frame_detector"], 1e3 * run["s_per_frame_amphibian"]]},
                       index=["BlazeFace alone", f"AmphibianDetector (m={chosen_layer}, lambda={chosen_threshold:.2f})"])
@@ -288,51 +316,56 @@ provenance.declare_cached_step("the person detector's training (vtest.avi frames
                                person_card["made"])
 ped_detector = SSDMobileNetV2Split(person, score_threshold=0.2)
 annotations, _ = load_annotations(default_annotation_path())
-ped_index = list(range(398, 398 + preset.pedestrian_frames))
+ped_tune_index, ped_index = preset.pedestrian_split()
 ped_clean, _ = pedestrian_scene(require("vtest.avi"), annotations, ped_index[:preset.time_frames], augment=False)
 ped_frames, ped_gt = pedestrian_scene(require("vtest.avi"), annotations, ped_index, seed=seed)
-ped_cache = ex.cache_scene(ped_detector, ped_frames, preset.pedestrian_layers)
-ped_times = ex.measure_stage_times(ped_detector, ped_frames[:preset.time_frames], preset.pedestrian_layers,
-                                   repeats=preset.time_repeats)
-ped_grid = pd.DataFrame(ex.gate_grid(ped_cache, ped_gt, preset.pedestrian_layers, preset.thresholds, preset.alpha,
-                                     ped_times))
-ped_alone = mean_average_precision(list(zip(ped_cache.boxes, ped_cache.scores)), ped_gt)
+ped_tune = pedestrian_scene(require("vtest.avi"), annotations, ped_tune_index, seed=seed + ex.TUNING_SEED_OFFSET)
+ped = ex.study_scene(ped_detector, ped_tune, (ped_frames, ped_gt), layers=preset.pedestrian_layers,
+                     thresholds=preset.thresholds, alpha=preset.alpha, time_frames=preset.time_frames,
+                     time_repeats=preset.time_repeats, seed=seed)
+ped_alone = mean_average_precision(list(zip(ped.test_cache.boxes, ped.test_cache.scores)), ped_gt)
 clean_cache = ex.cache_scene(ped_detector, ped_clean, preset.pedestrian_layers[:1])
 clean_map = mean_average_precision(list(zip(clean_cache.boxes, clean_cache.scores)),
                                    [annotations.get(i, np.zeros((0, 4), np.float32)) for i in ped_index[:preset.time_frames]])
-print(f"{len(ped_frames)} frames, {sum(len(g) for g in ped_gt)} person boxes; detector alone mAP@0.5: "
-      f"{ped_alone:.3f} with the protocol ({clean_map:.3f} on the first {len(ped_clean)} clean frames)")
+print(f"test: frames {ped_index[0]}-{ped_index[-1]}, {sum(len(g) for g in ped_gt)} person boxes; tuning: frames "
+      f"{ped_tune_index[0]}-{ped_tune_index[-1]}; detector alone mAP@0.5 on the test frames: {ped_alone:.3f} with "
+      f"the protocol ({clean_map:.3f} on the first {len(ped_clean)} clean frames)")
 
 # %% tags=["nbval-ignore-output"]
-grid_heatmaps(ped_grid, "pedestrian video")
+grid_heatmaps(ped.grid, "pedestrian video, tuning frames")
 plt.show()
 
-# %%
-ped_best, ped_chosen = ex.choose_setting(ped_grid, *ex.stage_macs(ped_detector, ped_frames[0]))
-ped_layer, ped_threshold = int(ped_chosen["layer"]), float(ped_chosen["threshold"])
-ped_pixel = pd.DataFrame(ex.pixel_sweep(ped_cache, ped_gt, preset.pixel_thresholds, preset.alpha))
+# %% tags=["machine-dependent"]
+ped_best, ped_chosen = ped.best, ped.chosen
+ped_layer, ped_threshold = ped.chosen_setting
+ped_pixel = ped.pixel
 print(f"best mAP {ped_best['mAP']:.3f} at m={int(ped_best['layer'])}, lambda={ped_best['threshold']:.2f}; "
       f"chosen m={ped_layer}, lambda={ped_threshold:.2f} (mAP {ped_chosen['mAP']:.3f}, "
-      f"{ped_chosen['static share']:.0%} early exits); pixel baseline best mAP {ped_pixel['mAP'].max():.3f}")
+      f"{ped_chosen['static share']:.0%} early exits, {ped_chosen['ms per frame']:.1f} ms per frame modelled, detector "
+      f"alone {1e3 * ped.times.detector_alone:.1f} ms); pixel baseline best mAP {ped.pixel_best['mAP']:.3f} at "
+      f"threshold {ped.pixel_best['threshold']:,.0f} ({len(ped_pixel)} thresholds from 0 to {ped_pixel['threshold'].max():,.0f})")
 
-# %%
-ped_ours = ped_grid[ped_grid.layer == ped_layer]
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+# %% tags=["machine-dependent"]
+ped_ours = ped.grid[ped.grid.layer == ped_layer]
+fig, axes = plt.subplots(1, 3, figsize=(16, 4))
 axes[0].plot(ped_ours["threshold"], ped_ours["mAP"], "o-", label=f"AmphibianDetector, m={ped_layer}")
-axes[0].plot(ped_pixel["threshold"] / max(preset.pixel_thresholds), ped_pixel["mAP"], "s-", color="C1",
-             label="pixel L2 baseline (threshold / 2500)")
-axes[0].axhline(ped_alone, color="grey", ls="--", label="detector alone")
-axes[0].set(xlabel="threshold", ylabel="mAP@0.5", title="pedestrian video: mAP against threshold (Fig. 2.5)")
-axes[1].plot(ped_ours["threshold"], ped_ours["ms per frame"], "o-", label=f"AmphibianDetector, m={ped_layer}")
-axes[1].plot(ped_ours["threshold"], ped_ours["static share"] * 100, "^:", color="C2", label="early exits, %")
-axes[1].set(xlabel="threshold lambda", title="modelled ms per frame (Fig. 2.6)")
+axes[0].axhline(ped.map_alone_tuning, color="grey", ls="--", label="detector alone")
+axes[0].set(xlabel="threshold lambda", ylabel="mAP@0.5 (tuning frames)", title="feature-map gate (Fig. 2.5)")
+axes[1].plot(ped_pixel["threshold"], ped_pixel["mAP"], "-", color="C1", label="pixel L2 baseline")
+axes[1].axvline(2500, color="C1", ls=":", lw=1, label="the thesis's largest threshold")
+axes[1].axhline(ped.map_alone_tuning, color="grey", ls="--", label="detector alone")
+axes[1].set(xlabel="threshold (squared L2)", title="pixel-space gate")
+axes[1].sharey(axes[0])
+axes[2].plot(ped_ours["threshold"], ped_ours["ms per frame"], "o-", label=f"AmphibianDetector, m={ped_layer}")
+axes[2].axhline(1e3 * ped.times.detector_alone, color="grey", ls="--", label="detector alone")
+axes[2].set(xlabel="threshold lambda", ylabel="ms per frame", title="modelled ms per frame (Fig. 2.6)")
 for ax in axes:
     ax.legend()
+plt.tight_layout()
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
-ped_run = ex.measured_run(ped_detector, ped_frames, ped_gt, layer=ped_layer, threshold=ped_threshold,
-                          alpha=preset.alpha)
+ped_run = ped.run
 pd.DataFrame({"mAP@0.5": [ped_run["map_detector"], ped_run["map_amphibian"]],
               "ms per frame": [1e3 * ped_run["s_per_frame_detector"], 1e3 * ped_run["s_per_frame_amphibian"]]},
              index=["SSDlite-MobileNetV2 alone", f"AmphibianDetector (m={ped_layer}, lambda={ped_threshold:.2f})"])
@@ -347,25 +380,22 @@ pd.DataFrame({"mAP@0.5": [ped_run["map_detector"], ped_run["map_amphibian"]],
 # (200 resamples of the scored frames): of the mAP gain for Table 3, of the gap to the
 # pixel gate at each method's best threshold for Figure 2.5, and of the share of time
 # saved for the time claim, whose size is the thesis's 17%. Earlier revisions of this
-# page decided from the sign of each difference alone, with no noise estimate; a gain of
-# a few boxes now counts only if it is larger than what resampling the frames produces.
-# One weakness remains and is stated on the scorecard: $(m, \lambda)$ is still chosen on
-# the frames it is scored on.
+# page decided from the sign of each difference alone, with no noise estimate, and chose
+# their settings on the frames they scored; a gain of a few boxes now counts only if it
+# is larger than what resampling the frames produces, on frames no setting was chosen on.
 
 # %% tags=["nbval-ignore-output"]
-baseline = ex.best_versus_pixel(cache, gt, grid.to_dict("records"), pixel.to_dict("records"), preset.alpha, seed=seed)
-ped_baseline = ex.best_versus_pixel(ped_cache, ped_gt, ped_grid.to_dict("records"), ped_pixel.to_dict("records"),
-                                    preset.alpha, seed=seed)
+baseline, ped_baseline = door.versus_pixel, ped.versus_pixel
 saving, ped_saving = run["saving"], ped_run["saving"]
-DATA = DATA + (f"; pedestrian video: vtest.avi frames 398-{ped_index[-1]} (pseudo-labels), static mannequin, "
+DATA = DATA + (f"; pedestrian video: vtest.avi frames {ped_index[0]}-{ped_tune_index[-1]} (pseudo-labels), static mannequin, "
                "noise N(0.8, 0.2); SSDlite-MobileNetV2 trained by us on frames 0-397")
 provenance.declare_data(DATA)
 scenes = {"door phone": (run, baseline, best, chosen_layer, chosen_threshold),
           "pedestrian": (ped_run, ped_baseline, ped_best, ped_layer, ped_threshold)}
 t3_parts = [results.Part(f"{name}: AmphibianDetector raises mAP", r["map_amphibian"] - r["map_detector"],
                          r["map_gain_stderr"]) for name, (r, *_rest) in scenes.items()]
-f25_parts = [results.Part(f"{name}: AmphibianDetector beats the pixel L2 gate, each at its best threshold",
-                          b["map_amphibian_best"] - b["map_pixel_l2_best"], b["gain_stderr"])
+f25_parts = [results.Part(f"{name}: AmphibianDetector beats the pixel L2 gate, each at its best tuning setting",
+                          b["map_amphibian"] - b["map_pixel_l2"], b["gain_stderr"])
              for name, (_r, b, *_rest) in scenes.items()]
 f24_parts = [results.Part.observed(f"{name}: mAP and time measured over the (m, lambda) grid, arg-max reported",
                                    True, size_met=(int(g["layer"]), float(g["threshold"])) == (5, 0.3))
@@ -377,12 +407,14 @@ results.record(
     measured={key: {"map_detector": r["map_detector"], "map_amphibian": r["map_amphibian"],
                     "gain_stderr": r["map_gain_stderr"], "m": m, "lambda": lam}
               for key, (r, _b, _g, m, lam) in zip(("doorbell", "pedestrian"), scenes.values())},
-    note="both scenes; standard errors by a bootstrap over frames; (m, lambda) chosen on the scored frames "
-         "(a held-out choice is to come); the pedestrian ground truth is pseudo-labels")
+    note="both scenes; (m, lambda) chosen on tuning frames by modelled time (the gate's measured cost included), "
+         "scored on test frames; standard errors by a bootstrap over test frames; the pedestrian ground truth is "
+         "pseudo-labels")
 results.record(
     "F25-baseline", chapter=CHAPTER, scale=scale, data=DATA, parts=f25_parts,
     measured={"doorbell": baseline, "pedestrian": ped_baseline},
-    note="best of each method's sweep; pixel distance read as squared L2; bootstrap over frames")
+    note="each method's best setting on the tuning frames, scored on the test frames; the same number of settings "
+         "searched for both; pixel distance read as squared L2; bootstrap over test frames")
 results.record(
     "F24-grid", chapter=CHAPTER, scale=scale, data=DATA, parts=f24_parts,
     measured={"doorbell": {"best_map": float(best["mAP"]), "best_m": int(best["layer"]),
@@ -390,14 +422,14 @@ results.record(
                            "best_ratio_lambda": float(best_ratio["threshold"])},
               "pedestrian": {"best_map": float(ped_best["mAP"]), "best_m": int(ped_best["layer"]),
                              "best_lambda": float(ped_best["threshold"])}},
-    note="heatmaps produced for both scenes (BlazeFace 17 stages, SSDlite-MobileNetV2 19 blocks); "
-         "time axis modelled from measured stage times; the thesis's size is its arg-max, m=5, lambda=0.3")
+    note="heatmaps produced for both scenes on their tuning frames (BlazeFace 17 stages, SSDlite-MobileNetV2 19 "
+         "blocks); time axis modelled from measured stage times; the thesis's size is its arg-max, m=5, lambda=0.3")
 results.record(
     "C6-time", chapter=CHAPTER, scale=scale, data=DATA, parts=c6_parts,
     measured={key: {"s_per_frame_detector": r["s_per_frame_detector"], "s_per_frame_amphibian": r["s_per_frame_amphibian"],
                     "static_share": r["static_share"], "saving": r["saving"], "saving_stderr": r["saving_stderr"]}
               for key, r in (("doorbell", run), ("pedestrian", ped_run))},
-    note=f"measured in one run per scene; saved {saving:.0%} (door phone) and {ped_saving:.0%} (pedestrian) "
+    note=f"measured in one run per scene on its test frames; saved {saving:.0%} (door phone) and {ped_saving:.0%} (pedestrian) "
          f"of the time per frame (thesis: 17%); early exits {run['static_share']:.0%} and "
          f"{ped_run['static_share']:.0%}; bootstrap over frames")
 print(f"door phone: mAP {run['map_detector']:.3f} -> {run['map_amphibian']:.3f}, time saved {saving:.0%}; "
@@ -408,31 +440,38 @@ pd.DataFrame(results.parts_table(t3_parts + f25_parts + f24_parts + c6_parts))
 # %% [markdown]
 # ## Reading the results
 #
-# On the door-phone scene the gate does what the thesis says on both counts, modestly.
-# The detector alone pays for the poster in every frame with a false positive; the box
-# filter removes it, because the poster never changes the feature map, and mAP rises a
-# little (the poster's score is lower than most visitors', so the false positive costs
-# less precision than it might). The empty stretches between visits stop early, so the
-# mean time per frame falls, by an amount set by how much of the clip is empty and how
-# early the split is: the right-hand plot of the time section is the honest summary of
-# the time claim.
+# *What changed.* Earlier revisions of this page chose $(m, \lambda)$ on the frames they
+# scored, gave the pixel baseline 8 thresholds against hundreds of gate settings and
+# stopped its thresholds at 2,500, and chose $m$ by counted multiply-accumulates, which
+# ignore the gate's own cost. Each of these favoured AmphibianDetector. Now every
+# setting is chosen on tuning frames and scored on test frames, both gates get the same
+# number of settings, the pixel thresholds run on until the baseline's mAP falls, and
+# the choice uses modelled times that include the measured gate. The book's run (full
+# scale, printed above) reads as follows.
 #
-# The comparison with the pixel-space baseline is where the door-phone scene falls short
-# of the thesis. With sensor noise of a few grey levels the frame itself is a reliable
-# motion signal, so the pixel gate matches the feature-map gate, and the best settings
-# sit at the earliest layers.
+# On the door-phone scene the time claim holds and the accuracy claim does not. On the
+# tuning frames the gate removes the poster's false positive and lifts mAP above the
+# detector's (0.792 against 0.777), but the chosen setting does not carry that gain to
+# the test scene, where its mAP is within the noise of the detector's own: a threshold
+# that drops the poster also drops some visitors who stand still. The empty stretches
+# between visits stop early, and the mean time per frame falls by about the thesis's 17%.
 #
-# The pedestrian video is the thesis's own test, and it reads differently. The
-# multiplicative noise costs our detector most of its accuracy (compare its mAP on the
-# clean frames printed above): it was trained on clean frames, as a COCO detector is. On
-# the noisy frames the box filter helps, as in the thesis's Table 3: boxes on the static
-# mannequin and on noise blotches do not change the feature map and are dropped, so
-# AmphibianDetector's mAP is above the detector's own. The feature-map gate also beats
-# the pixel-space gate, narrowly, which is the claim of Figure 2.5. The time claim fails
-# here, for a reason the thesis's scene did not have: people walk through every frame of
-# vtest.avi, so almost no frame is static and almost nothing stops early, while the
-# gate's cosine map on an early, large feature map costs extra on every frame. The mean
-# frame time goes up, not down. The saving needs empty stretches, as the door-phone scene
-# and the thesis's CDNet pedestrian clips have. Two caveats: the pedestrian ground truth
-# is pseudo-labels, and the full page evaluates 150 consecutive held-out frames (the
-# cached feature maps of all 397 at every block would need about 18 GB).
+# The pixel-space baseline is as good as the feature-map gate on both scenes once it is
+# searched as widely: on the door phone the two best settings return the same boxes on
+# the test frames, and on the pedestrian video the pixel gate's best threshold lies near
+# 5,000, twice the largest threshold the thesis tried, where its mAP matches the gate's.
+# The thesis's Figure 2.5, whose pixel curve stops at 2,500, does not survive a fair
+# search here.
+#
+# The pedestrian video is the thesis's own test. The multiplicative noise costs our
+# detector most of its accuracy (compare its mAP on the clean frames printed above): it
+# was trained on clean frames, as a COCO detector is. On the noisy frames the box filter
+# helps, as in the thesis's Table 3: boxes on the static mannequin and on noise blotches
+# do not change the feature map and are dropped, so AmphibianDetector's mAP on the test
+# frames is above the detector's own, beyond the noise. The time claim fails here, for a
+# reason the thesis's scene did not have: people walk through every frame of vtest.avi, so
+# almost no frame is static and almost nothing stops early, while the gate's cosine map
+# costs extra on every frame. The cost-aware choice sees this (every gated setting is
+# modelled slower than the detector alone) but can only pick the least bad one, and the
+# mean frame time goes up. Two caveats: the pedestrian ground truth is pseudo-labels, and
+# the full page uses 150 test and 150 tuning frames of the detector's held-out half.

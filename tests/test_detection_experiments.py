@@ -54,19 +54,30 @@ def test_time_model_adds_up():
     assert times.frame_time(3, static_share=1.0) == pytest.approx(1 + 2 + 0.1)
 
 
-def test_choose_setting_takes_the_cheapest_within_tolerance():
+def test_choose_setting_takes_the_fastest_modelled_time_within_tolerance():
     import pandas as pd
 
-    grid = pd.DataFrame({"layer": [1, 2, 3, 3], "threshold": [0.1, 0.1, 0.1, 0.2],
-                         "mAP": [0.50, 1.00, 0.99, 0.97], "static share": [0.0, 0.5, 0.5, 1.0]})
     from faceopt.detection import experiments as ex
 
-    best, chosen = ex.choose_setting(grid, [10, 10, 10], 10)
-    # expected MACs: (1) 10+30=40 (2) 20+0.5*20=30 (3) 30+0.5*10=35 (4) 30+0=30 -> row 4 is below 98% of 1.0
-    assert grid["expected MMACs"].tolist() == pytest.approx([40e-6, 30e-6, 35e-6, 30e-6])
-    assert int(best["layer"]) == 2 and int(chosen["layer"]) == 2
-    _, chosen = ex.choose_setting(grid, [10, 10, 10], 10, tolerance=0.05)
-    assert int(chosen["layer"]) == 2  # tie on cost with row 4 goes to the earlier layer
+    # the time model with a gate that costs more than the first stage (as measured at m=1)
+    times = StageTimes(prepare=0.0, until={1: 1.0, 2: 4.0}, rest={1: 9.0, 2: 6.0}, decode=0.0, gate={1: 2.0, 2: 0.2})
+    rows = [{"layer": m, "threshold": lam, "mAP": mAP, "static share": s}
+            for m, lam, mAP, s in [(1, 0.1, 1.00, 0.5), (2, 0.1, 0.99, 0.5), (2, 0.2, 0.95, 0.9)]]
+    for r in rows:
+        r["ms per frame"] = times.frame_time(r["layer"], r["static share"])
+    grid = pd.DataFrame(rows)
+    # modelled: (1) 1 + 2 + 0.5 * 9 = 7.5, (2) 4 + 0.2 + 0.5 * 6 = 7.2, (3) 4 + 0.2 + 0.1 * 6 = 4.8 (mAP too low)
+    assert grid["ms per frame"].tolist() == pytest.approx([7.5, 7.2, 4.8])
+    best, chosen = ex.choose_setting(grid)
+    assert int(best["layer"]) == 1 and (int(chosen["layer"]), chosen["threshold"]) == (2, 0.1)
+    _, chosen = ex.choose_setting(grid, tolerance=0.06)
+    assert chosen["threshold"] == 0.2
+    # counted MACs alone would take the earliest split; without the gate's cost row 1 would win too
+    times_free_gate = StageTimes(prepare=0.0, until={1: 1.0, 2: 4.0}, rest={1: 9.0, 2: 6.0}, decode=0.0,
+                                 gate={1: 0.0, 2: 0.0})
+    assert times_free_gate.frame_time(1, 0.5) < times_free_gate.frame_time(2, 0.5)
+    with pytest.raises(ValueError, match="ms per frame"):
+        ex.choose_setting(grid.drop(columns="ms per frame"))
 
 
 def _live(split, frames, layer, threshold, alpha=0.9):
@@ -114,16 +125,78 @@ def test_gate_grid_rows_are_replays(scene):
         assert r["ms per frame"] == pytest.approx(1e3 * times.frame_time(r["layer"], r["static share"]))
 
 
-def test_best_versus_pixel_compares_each_at_its_best(scene):
+def test_score_versus_pixel_scores_the_given_settings(scene):
+    from faceopt.detection import experiments as ex
+    from faceopt.detection.metrics import map_difference_stderr, mean_average_precision
+
+    _, frames, cache = scene
+    gt = _gt(frames)
+    out = ex.score_versus_pixel(cache, gt, layer=6, threshold=0.3, pixel_threshold=2000.0, alpha=0.9, resamples=20)
+    ours = replay_gate(cache, 6, 0.3, 0.9).predictions
+    theirs = replay_pixel_gate(cache, 2000.0, 0.9).predictions
+    assert out["map_amphibian"] == mean_average_precision(ours, gt)
+    assert out["map_pixel_l2"] == mean_average_precision(theirs, gt)
+    assert (out["m"], out["lambda"], out["pixel_threshold"]) == (6, 0.3, 2000.0)
+    assert out["gain_stderr"] == map_difference_stderr(ours, theirs, gt, resamples=20, seed=0)
+
+
+def test_pixel_sweep_in_one_pass_equals_one_replay_per_threshold(scene):
+    from faceopt.detection import experiments as ex
+
+    _, frames, cache = scene
+    thresholds = [0.0, 50.0, 500.0, 2000.0, 2e4, ex.MAX_PIXEL_DISTANCE]
+    for thr, r in zip(thresholds, ex.replay_pixel_sweep(cache, thresholds, 0.9)):
+        single = replay_pixel_gate(cache, thr, 0.9)
+        assert r.static.tolist() == single.static.tolist()
+        for (b, s), (b1, s1) in zip(r.predictions, single.predictions):
+            assert np.array_equal(b, b1) and np.array_equal(s, s1)
+
+
+def test_pixel_thresholds_extend_until_the_map_falls(scene, monkeypatch):
     from faceopt.detection import experiments as ex
 
     _, frames, cache = scene
     gt = _gt(frames)
-    gate_rows = ex.gate_grid(cache, gt, (3, 6), (0.1, 0.5), 0.9)
-    pixel_rows = ex.pixel_sweep(cache, gt, (100.0, 2000.0), 0.9)
-    out = ex.best_versus_pixel(cache, gt, gate_rows, pixel_rows, 0.9, resamples=20)
-    best_gate, best_pixel = max(gate_rows, key=lambda r: r["mAP"]), max(pixel_rows, key=lambda r: r["mAP"])
-    assert (out["m"], out["lambda"], out["pixel_threshold"]) == (best_gate["layer"], best_gate["threshold"],
-                                                                 best_pixel["threshold"])
-    assert (out["map_amphibian_best"], out["map_pixel_l2_best"]) == (best_gate["mAP"], best_pixel["mAP"])
-    assert out["gain_stderr"] >= 0
+    # a fake pixel gate whose mAP is flat to 10,000 and falls after: probes 2500, 5000, 10000, 20000
+    probes = []
+
+    def fake_replay(cache_, threshold, alpha):
+        probes.append(threshold)
+        return ex.Replay([(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))] * len(frames), np.zeros(len(frames)))
+
+    monkeypatch.setattr(ex, "replay_pixel_gate", fake_replay)
+    import faceopt.detection.metrics as metrics
+    monkeypatch.setattr(metrics, "mean_average_precision", lambda preds, gt_: 0.8 if probes[-1] <= 10_000 else 0.5)
+    out = ex.extend_pixel_thresholds(cache, gt, 0.9, budget=5)
+    assert probes == [2500.0, 5000.0, 10_000.0, 20_000.0]
+    assert out == (0.0, 5000.0, 10_000.0, 15_000.0, 20_000.0)
+    probes.clear()
+    monkeypatch.setattr(metrics, "mean_average_precision", lambda preds, gt_: 0.8)   # never falls: stops at the cap
+    assert ex.extend_pixel_thresholds(cache, gt, 0.9, budget=3)[-1] == ex.MAX_PIXEL_DISTANCE
+    with pytest.raises(ValueError, match="budget"):
+        ex.extend_pixel_thresholds(cache, gt, 0.9, budget=1)
+
+
+def test_study_scene_chooses_on_tuning_frames_and_scores_on_test_frames(scene):
+    """The protocol: every setting comes from the tuning frames; every score from the test frames."""
+    from faceopt.detection import experiments as ex
+    from faceopt.detection.metrics import mean_average_precision
+
+    split, frames, _ = scene
+    tune, test = frames[:10], frames[10:]
+    gt = _gt(frames)
+    study = ex.study_scene(split, (tune, gt[:10]), (test, gt[10:]), layers=(3, 6), thresholds=(0.1, 0.5), alpha=0.9,
+                           time_frames=2, time_repeats=1, resamples=10)
+    assert len(study.grid) == len(study.pixel) == 4                       # the same search budget
+    tune_cache = ex.cache_scene(split, tune, (3, 6))
+    for _, r in study.grid.iterrows():                                   # the grid is measured on the tuning frames
+        assert r["mAP"] == mean_average_precision(replay_gate(tune_cache, int(r.layer), r.threshold, 0.9).predictions,
+                                                  gt[:10])
+    m, lam = study.chosen_setting
+    assert study.run["map_amphibian"] == pytest.approx(mean_average_precision(_live(split, test, m, lam), gt[10:]))
+    assert len(study.test_cache.frames) == len(test)
+    v = study.versus_pixel
+    assert (v["m"], v["lambda"]) == (int(study.best["layer"]), float(study.best["threshold"]))
+    assert v["pixel_threshold"] == float(study.pixel_best["threshold"])
+
+

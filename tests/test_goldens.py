@@ -10,12 +10,13 @@ from faceopt.runner import list_chapters, page_parameters, read_chapter, set_par
 from golden_check import (GOLDEN, MACHINE_DEPENDENT, TIMING, cell_tags, compare_claim, load_tolerances, mask)
 
 #: chapter -> (cells tagged nbval-ignore-output: timings and machine descriptions,
-#:             cells tagged machine-dependent: numbers of floating-point trainings, masked)
+#:             cells tagged machine-dependent: numbers of floating-point trainings, or of settings
+#:             chosen by measured time, masked)
 #: A change here is a decision about what the goldens stop comparing: say why in the commit.
 CELL_KINDS = {
     "01_pipeline_cost": (6, 0),
     "02_pruning_quantisation": (2, 4),
-    "03_amphibian_detector": (7, 0),
+    "03_amphibian_detector": (7, 5),
     "04_margin_distillation": (2, 8),
 }
 CHAPTERS = list(list_chapters())

@@ -139,21 +139,50 @@ def test_torch_x86_matches_fp32() -> None:
 def test_compare_int8_one_run(tmp_path: Path) -> None:
     configs = [Int8Config("qdq"), Int8Config("torch", backend="torch_x86"),
                Int8Config("broken", backend="nope")]
-    labels = np.zeros(6, dtype=int)
-    rows = compare_int8(tiny_net(), configs=configs, eval_inputs=_inputs(6), threads=[1],
-                        repeats=2, warmup=1, workdir=tmp_path, batch_sizes=(1, 2), labels=labels,
-                        head=nn.Linear(64, 3))
+    net, x = tiny_net(), _inputs(6)
+    torch.manual_seed(1)
+    head = nn.Linear(64, 3)
+    with torch.inference_mode():
+        logits = head(net(torch.from_numpy(x))).numpy()
+    labels = logits.argmin(1)            # the FP32 model is wrong on every item by construction of the labels
+    labels[:2] = logits[:2].argmax(1)    # ... except the first two: FP32 accuracy 2/6
+    rows = compare_int8(net, configs=configs, eval_inputs=x, threads=[1],
+                        repeats=2, warmup=1, workdir=tmp_path, batch_sizes=(1, 2), labels=labels, head=head)
     by_name = {r["config"]: r for r in rows}
     assert set(by_name) == {"qdq", "torch", "broken"}
     assert by_name["broken"]["error"].startswith("ValueError")
+    mib = 2 ** 20
+    assert by_name["qdq"]["fp32_mb"] == (tmp_path / "fp32.onnx").stat().st_size / mib
+    assert by_name["qdq"]["int8_mb"] == (tmp_path / "qdq.onnx").stat().st_size / mib
+    assert by_name["torch"]["int8_mb"] == (tmp_path / "torch.pt").stat().st_size / mib
     for name in ("qdq", "torch"):
         r = by_name[name]
         assert r["error"] is None and r["threads"] == 1
-        for key in ("fp32_ms", "int8_ms", "speedup", "fp32_ms_b2", "int8_ms_b2", "speedup_b2"):
-            assert r[key] > 0
-        assert r["int8_mb"] < r["fp32_mb"]
+        for suffix in ("", "_b2"):     # a speed-up is the ratio of the two medians (and of the two minima)
+            assert r[f"speedup{suffix}"] == r[f"fp32_ms{suffix}"] / r[f"int8_ms{suffix}"]
+            assert r[f"speedup_min{suffix}"] == r[f"fp32_min_ms{suffix}"] / r[f"int8_min_ms{suffix}"]
+            assert r[f"fp32_min_ms{suffix}"] <= r[f"fp32_ms{suffix}"] and r[f"speedup_log_se{suffix}"] >= 0
+        assert r["int8_mb"] < r["fp32_mb"] / 2     # INT8 weights: about a quarter of the float file
         assert r["cos_min"] >= 0.98
-        assert 0.0 <= r["acc_int8"] <= 1.0 and 0.0 <= r["acc_fp32"] <= 1.0
+        assert r["acc_fp32"] == pytest.approx(2 / 6)   # the head on the reference embeddings, against the labels
+        assert abs(r["acc_int8"] - r["acc_fp32"]) <= 2 / 6   # cosine >= 0.98: at most the near-ties flip
+
+
+def test_int8_deployment_reports_the_fp32_accuracy_both_ways() -> None:
+    """The eager FP32 accuracy and the FP32 ONNX model's accuracy in onnxruntime agree (one path each)."""
+    import dataclasses
+
+    from faceopt.compress.experiments import PRESETS, int8_deployment
+
+    preset = dataclasses.replace(PRESETS["smoke"], int8_train_epochs=1, int8_eval=64, int8_calib=16, int8_repeats=2,
+                                 int8_warmup=1, int8_threads=(1,), int8_batches=(1,))
+    rows, fp32_acc = int8_deployment("mobilefacenet_relu512", preset)
+    assert {r["config"] for r in rows} == set(preset.int8_configs)
+    assert 0.3 < fp32_acc <= 1.0          # one epoch on the digits is far above chance (0.1)
+    for r in rows:
+        assert r["error"] is None
+        # fp32_acc is over the whole test split, acc_fp32 over its first int8_eval items
+        assert abs(r["acc_fp32"] - fp32_acc) < 0.2 and r["acc_int8"] is not None
 
 
 def test_decompose_prelu_is_exact() -> None:

@@ -119,6 +119,11 @@ def test_run_comparison_caches_resumes_and_records(tmp_path, monkeypatch) -> Non
         assert {"lfw", "agedb", "megaface_rank1"} <= set(rec["metrics"])
         assert 0 <= rec["metrics"]["megaface_rank1"] <= 100
     assert teacher["eval_sizes"]["distractors"] == 6
+    # the teacher's record describes the saved teacher: evaluated again from teacher.pt, the same numbers
+    state = torch.load(folder / "teacher.pt", weights_only=True)
+    backbone, _ = ex.build_teacher(MICRO)
+    backbone.load_state_dict(state["backbone"])
+    assert ex.evaluate_backbone(backbone, ex.build_eval_sets(MICRO)) == pytest.approx(teacher["metrics"])
     for rec in (teacher, *students):   # who made each record
         assert rec["code"] == code_fingerprint(ex.RUN_CODE) and rec["torch"] == torch.__version__
         assert rec["git_rev"] and rec["machine"]

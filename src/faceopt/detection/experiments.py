@@ -9,6 +9,10 @@ exactly what the live :class:`~faceopt.detection.amphibian.AmphibianDetector` gi
 Mean frame time over a grid is *modelled* from per-stage times measured on the same
 frames: ``t(m) = t_prepare + t_until(m) + t_gate + (1 - static share) * (t_from(m) + t_decode)``.
 The headline comparison (gate against detector alone) is measured directly in one run.
+
+:func:`study_scene` is the chapter's protocol for one scene: every setting is searched on
+*tuning* frames and scored on other, *test* frames, and both gates get the same number of
+settings.
 """
 from __future__ import annotations
 
@@ -168,28 +172,35 @@ def measure_stage_times(detector: SplitDetector, frames: Sequence[np.ndarray], l
 class AmphibianPreset:
     """Sizes of the chapter's experiments at one scale."""
 
-    frames: int
+    frames: int                             # door phone: frames of the test scene and of the tuning scene
     visits: int
     layers: tuple[int, ...]
     thresholds: tuple[float, ...]
-    pixel_thresholds: tuple[float, ...]
     alpha: float
     time_frames: int
     time_repeats: int
-    pedestrian_frames: int = 30             # consecutive frames from 398 (the detector's held-out half)
-    pedestrian_layers: tuple[int, ...] = (1, 4, 7, 10, 14, 19)
+    pedestrian_frames: int = 30             # test: consecutive frames from 398 (the detector's held-out half);
+    pedestrian_layers: tuple[int, ...] = (1, 4, 7, 10, 14, 19)   # tuning: as many right after them
+
+    def pedestrian_split(self, first: int = 398) -> tuple[list[int], list[int]]:
+        """vtest.avi frame indices of the tuning block and of the test block."""
+        n = self.pedestrian_frames
+        return list(range(first + n, first + 2 * n)), list(range(first, first + n))
+
+
+#: The door-phone tuning scene is drawn with seed + this offset: same generator, other visits.
+TUNING_SEED_OFFSET = 1000
 
 
 PRESETS: dict[str, AmphibianPreset] = {
     "smoke": AmphibianPreset(frames=60, visits=2, layers=(1, 3, 6, 9, 12, 17),
-                             thresholds=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0),
-                             pixel_thresholds=(0, 500, 1000, 1500, 2000, 2500), alpha=0.9, time_frames=4,
+                             thresholds=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0), alpha=0.9, time_frames=4,
                              time_repeats=2),
     "full": AmphibianPreset(frames=300, visits=4, layers=tuple(range(1, 18)),
                             thresholds=tuple(round(0.05 * i, 2) for i in range(21)),
-                            pixel_thresholds=(0, 250, 500, 750, 1000, 1500, 2000, 2500), alpha=0.9,
-                            time_frames=30, time_repeats=3, pedestrian_frames=150,  # the cached maps of 397 frames x 19 blocks
-                            pedestrian_layers=(1, 2, 3, 4, 5, 7, 9, 11, 14, 17, 19)),  # need ~18 GB
+                            alpha=0.9, time_frames=30, time_repeats=3,
+                            pedestrian_frames=150,  # x 2 of the 397 held-out frames: the cached maps of 150 frames
+                            pedestrian_layers=(1, 2, 3, 4, 5, 7, 9, 11, 14, 17, 19)),  # x 11 blocks take ~4 GB
 }
 
 
@@ -210,16 +221,60 @@ def gate_grid(cache: SceneCache, gt: Sequence[np.ndarray], layers: Iterable[int]
     return rows
 
 
+def replay_pixel_sweep(cache: SceneCache, thresholds: Sequence[float], alpha: float) -> list[Replay]:
+    """:func:`replay_pixel_gate` for every threshold in one pass over the frames.
+
+    Thresholds whose gates have made the same static/moving decisions so far share one
+    background, so the per-pixel distance is computed once per group and frame; a group
+    splits when a frame is static for some of its thresholds and moving for others. Each
+    threshold's arithmetic is the single gate's, so the results are identical to
+    :func:`replay_pixel_gate` (a test checks this).
+    """
+    thresholds = [float(t) for t in thresholds]
+    n = len(thresholds)
+    empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+    preds: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(n)]
+    static = np.zeros((n, len(cache.frames)), bool)
+    # frame 0 is the reference, then it is observed like every frame (as replay_pixel_gate does)
+    groups: list[tuple[np.ndarray, list[int]]] = [(cache.frames[0].astype(np.float32), list(range(n)))]
+    for t, frame in enumerate(cache.frames):
+        current = frame.astype(np.float32)
+        next_groups = []
+        for background, members in groups:
+            diff = ((current - background) ** 2).sum(axis=2)
+            peak = diff.max()
+            still = [k for k in members if peak < thresholds[k]]
+            moving = [k for k in members if not peak < thresholds[k]]
+            if still:
+                next_groups.append((alpha * background + (1.0 - alpha) * current, still))
+            if moving:
+                next_groups.append((background, moving))
+            for k in still:
+                static[k, t] = True
+                preds[k].append(empty)
+            if moving:
+                h, w = diff.shape
+                boxes = cache.boxes[t]
+                norm = torch.as_tensor(boxes, dtype=torch.float32) / torch.tensor([w, h, w, h], dtype=torch.float32)
+                tdiff = torch.as_tensor(diff)
+                for k in moving:
+                    if not len(boxes):
+                        preds[k].append(empty)
+                        continue
+                    keep = keep_moving_boxes(tdiff, norm, thresholds[k]).numpy()
+                    preds[k].append((boxes[keep], cache.scores[t][keep]))
+        groups = next_groups
+    return [Replay(preds[k], static[k]) for k in range(n)]
+
+
 def pixel_sweep(cache: SceneCache, gt: Sequence[np.ndarray], thresholds: Iterable[float], alpha: float) -> list[dict]:
     """mAP@0.5 and early-exit share of the pixel-space baseline for each threshold."""
     from .metrics import mean_average_precision
 
-    rows = []
-    for thr in thresholds:
-        replay = replay_pixel_gate(cache, thr, alpha)
-        rows.append({"threshold": thr, "mAP": mean_average_precision(replay.predictions, gt),
-                     "static share": float(replay.static.mean())})
-    return rows
+    thresholds = list(thresholds)
+    replays = replay_pixel_sweep(cache, thresholds, alpha)
+    return [{"threshold": thr, "mAP": mean_average_precision(r.predictions, gt), "static share": float(r.static.mean())}
+            for thr, r in zip(thresholds, progress(replays, desc="pixel sweep"))]
 
 
 def measured_run(detector: SplitDetector, frames: Sequence[np.ndarray], gt: Sequence[np.ndarray], *, layer: int,
@@ -257,21 +312,110 @@ def measured_run(detector: SplitDetector, frames: Sequence[np.ndarray], gt: Sequ
             "static_share": amph.stats.static_share}
 
 
-def best_versus_pixel(cache: SceneCache, gt: Sequence[np.ndarray], gate_rows: Sequence[Mapping[str, Any]],
-                      pixel_rows: Sequence[Mapping[str, Any]], alpha: float, *, resamples: int = 200,
-                      seed: int = 0) -> dict[str, float]:
-    """AmphibianDetector and the pixel-space baseline, each at the best setting of its own sweep
-    (rows of :func:`gate_grid` and :func:`pixel_sweep`): both mAPs, the settings, and the bootstrap
-    standard error over frames of the difference (``gain_stderr``)."""
-    from .metrics import map_difference_stderr
+#: Largest squared L2 distance of two BGR pixels of 0..255 frames: beyond it every frame is static.
+MAX_PIXEL_DISTANCE = 3 * 255.0 ** 2
 
-    gate = max(gate_rows, key=lambda r: r["mAP"])
-    pixel = max(pixel_rows, key=lambda r: r["mAP"])
-    ours = replay_gate(cache, int(gate["layer"]), float(gate["threshold"]), alpha).predictions
-    theirs = replay_pixel_gate(cache, float(pixel["threshold"]), alpha).predictions
-    return {"map_amphibian_best": float(gate["mAP"]), "map_pixel_l2_best": float(pixel["mAP"]),
-            "m": int(gate["layer"]), "lambda": float(gate["threshold"]), "pixel_threshold": float(pixel["threshold"]),
+
+def extend_pixel_thresholds(cache: SceneCache, gt: Sequence[np.ndarray], alpha: float, *, budget: int,
+                            start: float = 2500.0, tolerance: float = 0.02) -> tuple[float, ...]:
+    """``budget`` evenly spaced pixel thresholds from 0 to where the pixel gate's mAP has fallen.
+
+    The end doubles from ``start`` until the mAP at the end is more than ``tolerance``
+    (relative) below the best mAP seen at the probes so far, or reaches
+    :data:`MAX_PIXEL_DISTANCE`. The grid then gives the baseline as many settings as the
+    feature-map gate gets (``budget``), over a range that contains its peak and its fall.
+    """
+    from .metrics import mean_average_precision
+
+    if budget < 2:
+        raise ValueError(f"budget must be >= 2 thresholds, got {budget}")
+    best, end = -1.0, float(start)
+    while True:
+        value = mean_average_precision(replay_pixel_gate(cache, end, alpha).predictions, gt)
+        best = max(best, value)
+        if value < (1.0 - tolerance) * best or end >= MAX_PIXEL_DISTANCE:
+            break
+        end = min(2.0 * end, MAX_PIXEL_DISTANCE)
+    return tuple(float(t) for t in np.linspace(0.0, end, budget))
+
+
+def score_versus_pixel(cache: SceneCache, gt: Sequence[np.ndarray], *, layer: int, threshold: float,
+                       pixel_threshold: float, alpha: float, resamples: int = 200, seed: int = 0) -> dict[str, float]:
+    """AmphibianDetector at (``layer``, ``threshold``) against the pixel-space gate at
+    ``pixel_threshold``, both scored on ``cache``'s frames (settings chosen elsewhere): both
+    mAPs, the settings, and the bootstrap standard error over frames of the difference."""
+    from .metrics import map_difference_stderr, mean_average_precision
+
+    ours = replay_gate(cache, layer, threshold, alpha).predictions
+    theirs = replay_pixel_gate(cache, pixel_threshold, alpha).predictions
+    return {"map_amphibian": mean_average_precision(ours, gt), "map_pixel_l2": mean_average_precision(theirs, gt),
+            "m": int(layer), "lambda": float(threshold), "pixel_threshold": float(pixel_threshold),
             "gain_stderr": map_difference_stderr(ours, theirs, gt, resamples=resamples, seed=seed)}
+
+
+@dataclass
+class SceneStudy:
+    """One scene's study: settings searched on tuning frames, scored on test frames.
+
+    ``grid`` (every (m, lambda): mAP, early exits, modelled ms per frame) and ``pixel``
+    (the baseline's thresholds) are measured on the tuning frames, as are ``times``;
+    ``best`` is the grid's best-mAP row, ``chosen`` the row :func:`choose_setting` picks
+    (cheapest modelled time near the best mAP), ``pixel_best`` the baseline's best row.
+    ``versus_pixel`` scores ``best`` against ``pixel_best`` and ``run`` measures the
+    detector alone against ``chosen`` (:func:`measured_run`), both on the test frames;
+    ``test_cache`` holds the test frames' detections and maps at the two layers used.
+    """
+
+    grid: pd.DataFrame
+    pixel: pd.DataFrame
+    best: pd.Series
+    chosen: pd.Series
+    pixel_best: pd.Series
+    times: StageTimes
+    versus_pixel: dict[str, float]
+    run: dict[str, float]
+    map_alone_tuning: float
+    test_cache: SceneCache
+
+    @property
+    def chosen_setting(self) -> tuple[int, float]:
+        return int(self.chosen["layer"]), float(self.chosen["threshold"])
+
+
+def study_scene(detector: SplitDetector, tuning: tuple[Sequence[np.ndarray], Sequence[np.ndarray]],
+                test: tuple[Sequence[np.ndarray], Sequence[np.ndarray]], *, layers: Sequence[int],
+                thresholds: Sequence[float], alpha: float, time_frames: int, time_repeats: int,
+                tolerance: float = 0.02, resamples: int = 200, seed: int = 0) -> SceneStudy:
+    """Search (m, lambda) and the pixel threshold on ``tuning`` (frames, ground truth), then
+    score the chosen settings on ``test``: the chapter's protocol, once per scene.
+
+    The feature-map gate gets ``len(layers) * len(thresholds)`` settings and the pixel gate as
+    many thresholds (:func:`extend_pixel_thresholds`), so neither method has the larger search.
+    """
+    import pandas as pd
+
+    from .metrics import mean_average_precision
+
+    tune_frames, tune_gt = tuning
+    test_frames, test_gt = test
+    cache = cache_scene(detector, tune_frames, layers)
+    times = measure_stage_times(detector, tune_frames[:time_frames], layers, repeats=time_repeats)
+    grid = pd.DataFrame(gate_grid(cache, tune_gt, layers, thresholds, alpha, times))
+    best, chosen = choose_setting(grid, tolerance=tolerance)
+    budget = len(grid)
+    cache.features.clear()   # the pixel gate needs frames and boxes only; the maps are large
+    pixel = pd.DataFrame(pixel_sweep(cache, tune_gt, extend_pixel_thresholds(cache, tune_gt, alpha, budget=budget),
+                                     alpha))
+    pixel_best = pixel.sort_values(["mAP", "threshold"], ascending=[False, True]).iloc[0]
+    map_alone_tuning = mean_average_precision(list(zip(cache.boxes, cache.scores)), tune_gt)
+    del cache
+    test_cache = cache_scene(detector, test_frames, {int(best["layer"]), int(chosen["layer"])})
+    versus = score_versus_pixel(test_cache, test_gt, layer=int(best["layer"]), threshold=float(best["threshold"]),
+                                pixel_threshold=float(pixel_best["threshold"]), alpha=alpha, resamples=resamples,
+                                seed=seed)
+    run = measured_run(detector, test_frames, test_gt, layer=int(chosen["layer"]), threshold=float(chosen["threshold"]),
+                       alpha=alpha, resamples=resamples, seed=seed)
+    return SceneStudy(grid, pixel, best, chosen, pixel_best, times, versus, run, map_alone_tuning, test_cache)
 
 
 def stage_macs(detector, example: np.ndarray) -> tuple[list[int], int]:
@@ -303,16 +447,17 @@ def expected_macs(per_stage: Sequence[int], head: int, layer: int, static_share:
     return sum(per_stage[:layer]) + (1.0 - static_share) * (sum(per_stage[layer:]) + head)
 
 
-def choose_setting(grid: pd.DataFrame, per_stage: Sequence[int], head: int, *, tolerance: float = 0.02
-                   ) -> tuple[pd.Series, pd.Series]:
+def choose_setting(grid: pd.DataFrame, *, tolerance: float = 0.02) -> tuple[pd.Series, pd.Series]:
     """The best-mAP row of a :func:`gate_grid` table and the chosen one: among the rows within
-    ``tolerance`` of the best mAP, the lowest expected cost (:func:`expected_macs`).
+    ``tolerance`` (relative) of the best mAP, the lowest modelled ``ms per frame``.
 
-    Adds an ``expected MMACs`` column to ``grid`` (in place). Ties go to the earlier layer,
-    then the lower threshold.
+    The modelled time comes from measured stage times and includes the gate's own cost
+    (:meth:`StageTimes.frame_time`), so an early split whose cosine map is expensive is
+    not chosen for its few multiply-accumulates. Ties go to the earlier layer, then the
+    lower threshold.
     """
-    grid["expected MMACs"] = [expected_macs(per_stage, head, int(r.layer), r["static share"]) / 1e6
-                              for _, r in grid.iterrows()]
+    if "ms per frame" not in grid:
+        raise ValueError("choose_setting needs the grid's 'ms per frame' column: pass measured StageTimes to gate_grid")
     best = grid.sort_values(["mAP", "layer", "threshold"], ascending=[False, True, True]).iloc[0]
     good = grid[grid["mAP"] >= (1.0 - tolerance) * best["mAP"]]
-    return best, good.sort_values(["expected MMACs", "layer", "threshold"]).iloc[0]
+    return best, good.sort_values(["ms per frame", "layer", "threshold"]).iloc[0]
