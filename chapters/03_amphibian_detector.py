@@ -191,6 +191,16 @@ print(f"best mAP {best['mAP']:.3f} at m={int(best['layer'])}, lambda={best['thre
       f"{chosen['static share']:.0%} early exits, {chosen['ms per frame']:.2f} ms per frame modelled, "
       f"detector alone {1e3 * times.detector_alone:.2f} ms)")
 
+# %% [markdown]
+# The choice among the near-best settings is not innocent. Here is every setting within
+# 2% of the best tuning mAP, the set the choice is made from, with its mAP on the test
+# frames (the detector alone scores the value printed above): the timing decides which
+# of these rows the page goes on with.
+
+# %%
+door.candidates.assign(**{"test mAP - detector alone": door.candidates["test mAP"] - map_alone}).set_index(
+    ["layer", "threshold"]).sort_index()
+
 # %% tags=["nbval-ignore-output"]
 grid["mAP per ms"] = grid["mAP"] / grid["ms per frame"]
 best_ratio = grid.loc[grid["mAP per ms"].idxmax()]
@@ -345,6 +355,10 @@ print(f"best mAP {ped_best['mAP']:.3f} at m={int(ped_best['layer'])}, lambda={pe
       f"alone {1e3 * ped.times.detector_alone:.1f} ms); pixel baseline best mAP {ped.pixel_best['mAP']:.3f} at "
       f"threshold {ped.pixel_best['threshold']:,.0f} ({len(ped_pixel)} thresholds from 0 to {ped_pixel['threshold'].max():,.0f})")
 
+# %%
+ped.candidates.assign(**{"test mAP - detector alone": ped.candidates["test mAP"] - ped_alone}).set_index(
+    ["layer", "threshold"]).sort_index()
+
 # %% tags=["machine-dependent"]
 ped_ours = ped.grid[ped.grid.layer == ped_layer]
 fig, axes = plt.subplots(1, 3, figsize=(16, 4))
@@ -449,12 +463,17 @@ pd.DataFrame(results.parts_table(t3_parts + f25_parts + f24_parts + c6_parts))
 # the choice uses modelled times that include the measured gate. The book's run (full
 # scale, printed above) reads as follows.
 #
-# On the door-phone scene the time claim holds and the accuracy claim does not. On the
-# tuning frames the gate removes the poster's false positive and lifts mAP above the
-# detector's (0.792 against 0.777), but the chosen setting does not carry that gain to
-# the test scene, where its mAP is within the noise of the detector's own: a threshold
-# that drops the poster also drops some visitors who stand still. The empty stretches
-# between visits stop early, and the mean time per frame falls by about the thesis's 17%.
+# On the door-phone scene the time claim holds in direction and the accuracy claim holds
+# for some of the near-best settings only. On the tuning frames the gate removes the
+# poster's false positive and lifts mAP above the detector's (0.792 against 0.777). On
+# the test frames the settings within 2% of that best split (the table after the
+# choice): the lower thresholds carry a small gain over, the higher ones drop visitors
+# who stand still and lose accuracy. Which row the page goes on with is decided by the
+# modelled time, that is, by the machine: the book's run picked $m=4$, $\lambda=0.15$
+# and measured +0.015 (just beyond twice its standard error, so Table 3 counts as
+# reproduced); a trial run on a busier CPU picked $m=7$, $\lambda=0.25$ and measured
+# −0.005. Read the door-phone half of Table 3 as fragile. The empty stretches between
+# visits stop early, and the mean time per frame falls, by less than the thesis's 17%.
 #
 # The pixel-space baseline is as good as the feature-map gate on both scenes once it is
 # searched as widely: on the door phone the two best settings return the same boxes on

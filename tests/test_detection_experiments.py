@@ -198,5 +198,12 @@ def test_study_scene_chooses_on_tuning_frames_and_scores_on_test_frames(scene):
     v = study.versus_pixel
     assert (v["m"], v["lambda"]) == (int(study.best["layer"]), float(study.best["threshold"]))
     assert v["pixel_threshold"] == float(study.pixel_best["threshold"])
+    cand = study.candidates                      # the rows the choice was made from, scored on the test frames
+    assert (study.chosen_setting[0], study.chosen_setting[1]) in set(zip(cand["layer"], cand["threshold"]))
+    assert (cand["tuning mAP"] >= 0.98 * study.best["mAP"]).all()
+    test_cache = ex.cache_scene(split, test, set(cand["layer"]))
+    for r in cand.itertuples():
+        assert r[cand.columns.get_loc("test mAP") + 1] == mean_average_precision(
+            replay_gate(test_cache, int(r.layer), r.threshold, 0.9).predictions, gt[10:])
 
 

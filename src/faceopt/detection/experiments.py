@@ -363,7 +363,9 @@ class SceneStudy:
     (cheapest modelled time near the best mAP), ``pixel_best`` the baseline's best row.
     ``versus_pixel`` scores ``best`` against ``pixel_best`` and ``run`` measures the
     detector alone against ``chosen`` (:func:`measured_run`), both on the test frames;
-    ``test_cache`` holds the test frames' detections and maps at the two layers used.
+    ``candidates`` are the grid rows ``chosen`` was picked from (within the tolerance of
+    the best tuning mAP) with their ``test mAP``: how much the choice among them matters.
+    ``test_cache`` holds the test frames' detections and maps at the layers used.
     """
 
     grid: pd.DataFrame
@@ -376,6 +378,7 @@ class SceneStudy:
     run: dict[str, float]
     map_alone_tuning: float
     test_cache: SceneCache
+    candidates: pd.DataFrame
 
     @property
     def chosen_setting(self) -> tuple[int, float]:
@@ -402,6 +405,7 @@ def study_scene(detector: SplitDetector, tuning: tuple[Sequence[np.ndarray], Seq
     times = measure_stage_times(detector, tune_frames[:time_frames], layers, repeats=time_repeats)
     grid = pd.DataFrame(gate_grid(cache, tune_gt, layers, thresholds, alpha, times))
     best, chosen = choose_setting(grid, tolerance=tolerance)
+    candidates = grid[grid["mAP"] >= (1.0 - tolerance) * best["mAP"]].drop(columns="ms per frame")
     budget = len(grid)
     cache.features.clear()   # the pixel gate needs frames and boxes only; the maps are large
     pixel = pd.DataFrame(pixel_sweep(cache, tune_gt, extend_pixel_thresholds(cache, tune_gt, alpha, budget=budget),
@@ -409,13 +413,18 @@ def study_scene(detector: SplitDetector, tuning: tuple[Sequence[np.ndarray], Seq
     pixel_best = pixel.sort_values(["mAP", "threshold"], ascending=[False, True]).iloc[0]
     map_alone_tuning = mean_average_precision(list(zip(cache.boxes, cache.scores)), tune_gt)
     del cache
-    test_cache = cache_scene(detector, test_frames, {int(best["layer"]), int(chosen["layer"])})
+    test_cache = cache_scene(detector, test_frames, {int(m) for m in candidates["layer"]} | {int(best["layer"])})
+    candidates = candidates.assign(**{"test mAP": [
+        mean_average_precision(replay_gate(test_cache, int(r.layer), float(r.threshold), alpha).predictions, test_gt)
+        for r in candidates.itertuples()]})
     versus = score_versus_pixel(test_cache, test_gt, layer=int(best["layer"]), threshold=float(best["threshold"]),
                                 pixel_threshold=float(pixel_best["threshold"]), alpha=alpha, resamples=resamples,
                                 seed=seed)
     run = measured_run(detector, test_frames, test_gt, layer=int(chosen["layer"]), threshold=float(chosen["threshold"]),
                        alpha=alpha, resamples=resamples, seed=seed)
-    return SceneStudy(grid, pixel, best, chosen, pixel_best, times, versus, run, map_alone_tuning, test_cache)
+    candidates = candidates.rename(columns={"mAP": "tuning mAP", "static share": "tuning early exits"})
+    return SceneStudy(grid, pixel, best, chosen, pixel_best, times, versus, run, map_alone_tuning, test_cache,
+                      candidates.reset_index(drop=True))
 
 
 def stage_macs(detector, example: np.ndarray) -> tuple[list[int], int]:
