@@ -43,7 +43,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
 
 from faceopt import provenance, results
 from faceopt.assets import require
@@ -317,7 +316,7 @@ table3
 # by a pose detector and inspected by eye (data/README.md), not human annotations, also
 # shipped with faceopt (`faceopt/resources/annotations/`). Everything below runs on
 # the held-out frames from 398 on; a reader with CDNet2014 passes its pedestrian videos
-# through `faceopt.detection.cdnet` in the same way.
+# through `faceopt.data.cdnet` in the same way.
 
 # %%
 person = load_person_detector(resource_path("runs", "person_detector", "ssdlite_mobilenetv2_vtest.pt"))

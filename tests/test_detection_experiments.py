@@ -10,8 +10,6 @@ from faceopt.detection.amphibian import AmphibianDetector, PixelGate
 from faceopt.detection.experiments import StageTimes, cache_scene, replay_gate, replay_pixel_gate
 
 
-
-
 @pytest.fixture(scope="module")
 def scene():
     from faceopt.detection.blazeface import BlazeFace
@@ -165,13 +163,12 @@ def test_pixel_thresholds_extend_until_the_map_falls(scene, monkeypatch):
         return ex.Replay([(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))] * len(frames), np.zeros(len(frames)))
 
     monkeypatch.setattr(ex, "replay_pixel_gate", fake_replay)
-    import faceopt.detection.metrics as metrics
-    monkeypatch.setattr(metrics, "mean_average_precision", lambda preds, gt_: 0.8 if probes[-1] <= 10_000 else 0.5)
+    monkeypatch.setattr(ex, "mean_average_precision", lambda preds, gt_: 0.8 if probes[-1] <= 10_000 else 0.5)
     out = ex.extend_pixel_thresholds(cache, gt, 0.9, budget=5)
     assert probes == [2500.0, 5000.0, 10_000.0, 20_000.0]
     assert out == (0.0, 5000.0, 10_000.0, 15_000.0, 20_000.0)
     probes.clear()
-    monkeypatch.setattr(metrics, "mean_average_precision", lambda preds, gt_: 0.8)   # never falls: stops at the cap
+    monkeypatch.setattr(ex, "mean_average_precision", lambda preds, gt_: 0.8)   # never falls: stops at the cap
     assert ex.extend_pixel_thresholds(cache, gt, 0.9, budget=3)[-1] == ex.MAX_PIXEL_DISTANCE
     with pytest.raises(ValueError, match="budget"):
         ex.extend_pixel_thresholds(cache, gt, 0.9, budget=1)

@@ -21,8 +21,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from .config import ALLOWED_SCALES, Paths, check_scale, paths
-from .provenance import PROVENANCE_ENV, git_revision, machine_description, read_declarations
+from faceopt.config import ALLOWED_SCALES, Paths, check_scale, paths
+from faceopt.io import atomic_output
+from faceopt.provenance import PROVENANCE_ENV, git_revision, machine_description, read_declarations
 
 #: Parameters every chapter has; the runner sets ``scale`` itself.
 COMMON_PARAMETERS = ("scale", "data", "device", "seed")
@@ -311,9 +312,8 @@ def run_chapter(
         banner = nbformat.v4.new_markdown_cell(box)
         banner.metadata["tags"] = ["provenance"]
         out.cells.insert(1, banner)
-        tmp_target = target.with_suffix(".ipynb.tmp")
-        nbformat.write(out, tmp_target)
-        os.replace(tmp_target, target)
+        with atomic_output(target, suffix=".ipynb") as tmp_target:
+            nbformat.write(out, tmp_target)
         final_results = results_dir(scale, p)
         final_results.mkdir(parents=True, exist_ok=True)
         for recorded in sorted(run_results.glob("*.json")):
