@@ -16,11 +16,12 @@ TEST_ASSETS = vtest.avi blazeface_short_range blazepose_detection lfw_subset
 OLD_KERNELS = ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
 NBVAL = --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: help venv assets book book-full test golden-old-kernels golden pages clean
+.PHONY: help venv assets book book-full test lint golden-old-kernels golden pages clean
 
 help:
 	@echo "make book       run every chapter at smoke scale and build the HTML book (the main job)"
-	@echo "make test       fetch test assets, unit tests, nbval on the golden smoke notebooks (twice: native and"
+	@echo "make lint       ruff on src, tests and chapters (also the first step of make test)"
+	@echo "make test       lint, fetch test assets, unit tests, nbval on the golden smoke notebooks (twice: native and"
 	@echo "                older CPU kernels), a Colab simulation, a book build check"
 	@echo "make assets     fetch the registry assets the tests and chapters use into data/cache"
 	@echo "make golden     re-run the chapters at smoke scale and update tests/golden"
@@ -53,9 +54,12 @@ pages: venv
 golden: venv
 	$(BIN)/faceopt run --scale smoke --golden
 
-test: venv assets
+test: venv assets lint
 	$(BIN)/python -m pytest tests $(NBVAL)
 	$(MAKE) --no-print-directory golden-old-kernels
+
+lint: venv
+	$(BIN)/ruff check src tests chapters
 
 golden-old-kernels: venv
 	$(OLD_KERNELS) $(BIN)/python -m pytest tests/golden $(NBVAL)

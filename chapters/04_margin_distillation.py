@@ -48,7 +48,8 @@ import seaborn as sns
 from faceopt import provenance, results
 from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.data.synthetic_faces import SyntheticFaces, sample_grid
-from faceopt.recognition import experiments as ex, runs
+from faceopt.recognition import experiments as ex
+from faceopt.recognition import runs
 from faceopt.recognition.hypersphere import angles, class_spread, planar_run
 from faceopt.resources import resource_path
 from faceopt.stats import compare

@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from golden_check import GOLDEN, MACHINE_DEPENDENT, cell_tags, compare_claim, load_tolerances, mask
 
 # Set before nbval starts kernels, which inherit the environment.

@@ -94,8 +94,10 @@ KINDS = {
     # kind: (registry, archive file name, builder, member, symlink member)
     "whl": ("pypi", "fakepkg-1.0-py3-none-any.whl", make_whl, "fakepkg/models/model.bin", "fakepkg/models/link.bin"),
     "tgz": ("npm", "fakepkg-1.0.0.tgz", make_tgz, "package/dist/model.bin", "package/dist/link.bin"),
-    "deb-xz": ("debian", "fake_1.0-1_all.deb", lambda p: make_deb(p, "xz"), "usr/share/fake/model.bin", "usr/share/fake/link.bin"),
-    "deb-gz": ("debian", "fake_1.0-1_all.deb", lambda p: make_deb(p, "gz"), "usr/share/fake/model.bin", "usr/share/fake/link.bin"),
+    "deb-xz": ("debian", "fake_1.0-1_all.deb", lambda p: make_deb(p, "xz"), "usr/share/fake/model.bin",
+               "usr/share/fake/link.bin"),
+    "deb-gz": ("debian", "fake_1.0-1_all.deb", lambda p: make_deb(p, "gz"), "usr/share/fake/model.bin",
+               "usr/share/fake/link.bin"),
 }
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import require_asset
 import torch
+from helpers import require_asset
 
 from faceopt.detection import blazeface as bf
 from faceopt.detection import blazepose as bp

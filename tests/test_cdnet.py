@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceopt.detection.cdnet import (
+from faceopt.data.cdnet import (
     as_bgr,
     iter_cdnet,
     list_cdnet_videos,

@@ -15,11 +15,11 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 
 from faceopt.config import paths
 from faceopt.detection.pseudo_labels import default_annotation_path

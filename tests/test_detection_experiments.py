@@ -10,8 +10,6 @@ from faceopt.detection.amphibian import AmphibianDetector, PixelGate
 from faceopt.detection.experiments import StageTimes, cache_scene, replay_gate, replay_pixel_gate
 
 
-
-
 @pytest.fixture(scope="module")
 def scene():
     from faceopt.detection.blazeface import BlazeFace
@@ -60,22 +58,23 @@ def test_choose_setting_takes_the_fastest_modelled_time_within_tolerance():
     from faceopt.detection import experiments as ex
 
     # the time model with a gate that costs more than the first stage (as measured at m=1)
-    times = StageTimes(prepare=0.0, until={1: 1.0, 2: 4.0}, rest={1: 9.0, 2: 6.0}, decode=0.0, gate={1: 2.0, 2: 0.2})
+    times = StageTimes(prepare=0.0, until={1: 1.0, 2: 4.0}, rest={1: 9.0, 2: 6.0}, decode=0.0, gate={1: 3.0, 2: 0.2})
     rows = [{"layer": m, "threshold": lam, "mAP": mAP, "static share": s}
             for m, lam, mAP, s in [(1, 0.1, 1.00, 0.5), (2, 0.1, 0.99, 0.5), (2, 0.2, 0.95, 0.9)]]
     for r in rows:
         r["ms per frame"] = times.frame_time(r["layer"], r["static share"])
     grid = pd.DataFrame(rows)
-    # modelled: (1) 1 + 2 + 0.5 * 9 = 7.5, (2) 4 + 0.2 + 0.5 * 6 = 7.2, (3) 4 + 0.2 + 0.1 * 6 = 4.8 (mAP too low)
-    assert grid["ms per frame"].tolist() == pytest.approx([7.5, 7.2, 4.8])
+    # modelled: (1) 1 + 3 + 0.5 * 9 = 8.5, (2) 4 + 0.2 + 0.5 * 6 = 7.2, (3) 4 + 0.2 + 0.1 * 6 = 4.8 (mAP too low)
+    assert grid["ms per frame"].tolist() == pytest.approx([8.5, 7.2, 4.8])
     best, chosen = ex.choose_setting(grid)
-    assert int(best["layer"]) == 1 and (int(chosen["layer"]), chosen["threshold"]) == (2, 0.1)
+    assert int(best["layer"]) == 1 and (int(chosen["layer"]), chosen["threshold"]) == (2, 0.1)  # 8.5 > 1.1 * 7.2
     _, chosen = ex.choose_setting(grid, tolerance=0.06)
     assert chosen["threshold"] == 0.2
-    # counted MACs alone would take the earliest split; without the gate's cost row 1 would win too
-    times_free_gate = StageTimes(prepare=0.0, until={1: 1.0, 2: 4.0}, rest={1: 9.0, 2: 6.0}, decode=0.0,
-                                 gate={1: 0.0, 2: 0.0})
-    assert times_free_gate.frame_time(1, 0.5) < times_free_gate.frame_time(2, 0.5)
+    # within the time band the timer cannot tell them apart: the earlier layer is taken
+    _, chosen = ex.choose_setting(grid, time_band=0.2)
+    assert int(chosen["layer"]) == 1
+    # without the gate's cost row 1 would be the fastest by far (what a count of MACs sees)
+    assert StageTimes(0.0, {1: 1.0, 2: 4.0}, {1: 9.0, 2: 6.0}, 0.0, {1: 0.0, 2: 0.0}).frame_time(1, 0.5) < 7.2
     with pytest.raises(ValueError, match="ms per frame"):
         ex.choose_setting(grid.drop(columns="ms per frame"))
 
@@ -165,13 +164,12 @@ def test_pixel_thresholds_extend_until_the_map_falls(scene, monkeypatch):
         return ex.Replay([(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))] * len(frames), np.zeros(len(frames)))
 
     monkeypatch.setattr(ex, "replay_pixel_gate", fake_replay)
-    import faceopt.detection.metrics as metrics
-    monkeypatch.setattr(metrics, "mean_average_precision", lambda preds, gt_: 0.8 if probes[-1] <= 10_000 else 0.5)
+    monkeypatch.setattr(ex, "mean_average_precision", lambda preds, gt_: 0.8 if probes[-1] <= 10_000 else 0.5)
     out = ex.extend_pixel_thresholds(cache, gt, 0.9, budget=5)
     assert probes == [2500.0, 5000.0, 10_000.0, 20_000.0]
     assert out == (0.0, 5000.0, 10_000.0, 15_000.0, 20_000.0)
     probes.clear()
-    monkeypatch.setattr(metrics, "mean_average_precision", lambda preds, gt_: 0.8)   # never falls: stops at the cap
+    monkeypatch.setattr(ex, "mean_average_precision", lambda preds, gt_: 0.8)   # never falls: stops at the cap
     assert ex.extend_pixel_thresholds(cache, gt, 0.9, budget=3)[-1] == ex.MAX_PIXEL_DISTANCE
     with pytest.raises(ValueError, match="budget"):
         ex.extend_pixel_thresholds(cache, gt, 0.9, budget=1)

@@ -5,9 +5,9 @@ import json
 
 import nbformat
 import pytest
+from golden_check import GOLDEN, MACHINE_DEPENDENT, TIMING, cell_tags, compare_claim, load_tolerances, mask
 
 from faceopt.runner import list_chapters, page_parameters, read_chapter, set_parameters
-from golden_check import (GOLDEN, MACHINE_DEPENDENT, TIMING, cell_tags, compare_claim, load_tolerances, mask)
 
 #: chapter -> (cells tagged nbval-ignore-output: timings and machine descriptions,
 #:             cells tagged machine-dependent: numbers of floating-point trainings, or of settings

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from faceopt.recognition import experiments as ex, runs
+from faceopt.fingerprint import code_fingerprint
+from faceopt.recognition import experiments as ex
+from faceopt.recognition import runs
 from faceopt.recognition.heads import MarginHead
 from faceopt.recognition.hypersphere import angles, planar_run
-from faceopt.fingerprint import code_fingerprint
 from faceopt.results import decide
 from faceopt.train import TrainConfig, lr_at
 

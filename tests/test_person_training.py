@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from faceopt.detection.cdnet import read_video
+from faceopt.data.cdnet import read_video
 from faceopt.detection.person_training import (
     VideoPersonDataset,
     bgr_to_tensor,

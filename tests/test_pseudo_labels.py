@@ -46,7 +46,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
     def broken_fsync(fd):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(pl.os, "fsync", broken_fsync)
+    monkeypatch.setattr(os, "fsync", broken_fsync)   # the one atomic write (faceopt.io) syncs before renaming
     with pytest.raises(OSError, match="simulated"):
         pl.save_annotations(path, {0: np.array([[1, 1, 9, 9]], np.float32)}, {"v": 2})
     assert path.read_bytes() == before

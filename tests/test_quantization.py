@@ -33,7 +33,7 @@ from faceopt.compress.quantization import (
     weight_error_per_tensor_vs_per_channel,
 )
 from faceopt.data.digits import Split
-from faceopt.models.lenet import lenet300_100, lenet5_digits
+from faceopt.models.lenet import lenet5_digits, lenet300_100
 
 CASES = [(8, False), (8, True), (4, False), (4, True)]   # (bits, symmetric)
 

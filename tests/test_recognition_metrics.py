@@ -15,25 +15,25 @@ from faceopt.recognition.metrics import (
 )
 
 G = [0.9, 0.8, 0.3]
-I = [0.1, 0.2, 0.85, 0.4]
+IMPOSTOR = [0.1, 0.2, 0.85, 0.4]
 
 
 def test_fnmr_one_impostor_allowed() -> None:
     # fmr 0.25 of M=4 -> k=1 impostor may pass (0.85); T just above 0.4
-    assert threshold_at_fmr(I, 0.25) == np.nextafter(0.4, np.inf)
-    assert fnmr_at_fmr(G, I, 0.25) == pytest.approx(1 / 3)  # 0.3 rejected
-    assert tar_at_far(G, I, 0.25) == pytest.approx(2 / 3)
+    assert threshold_at_fmr(IMPOSTOR, 0.25) == np.nextafter(0.4, np.inf)
+    assert fnmr_at_fmr(G, IMPOSTOR, 0.25) == pytest.approx(1 / 3)  # 0.3 rejected
+    assert tar_at_far(G, IMPOSTOR, 0.25) == pytest.approx(2 / 3)
 
 
 def test_fnmr_no_impostor_allowed() -> None:
     # fmr 0.2 -> k=floor(0.8)=0: T just above 0.85, only 0.9 accepted
-    assert threshold_at_fmr(I, 0.2) == np.nextafter(0.85, np.inf)
-    assert fnmr_at_fmr(G, I, 0.2) == pytest.approx(2 / 3)
+    assert threshold_at_fmr(IMPOSTOR, 0.2) == np.nextafter(0.85, np.inf)
+    assert fnmr_at_fmr(G, IMPOSTOR, 0.2) == pytest.approx(2 / 3)
 
 
 def test_fmr_one_accepts_everything() -> None:
-    assert threshold_at_fmr(I, 1.0) == -np.inf
-    assert fnmr_at_fmr(G, I, 1.0) == 0.0
+    assert threshold_at_fmr(IMPOSTOR, 1.0) == -np.inf
+    assert fnmr_at_fmr(G, IMPOSTOR, 1.0) == 0.0
 
 
 def test_ties_at_threshold_are_rejected() -> None:
@@ -65,7 +65,7 @@ def test_invalid_inputs(g: list, i: list, r: float) -> None:
 
 
 def test_det_curve() -> None:
-    fmr, fnmr, thr = det_curve(G, I)
+    fmr, fnmr, thr = det_curve(G, IMPOSTOR)
     np.testing.assert_allclose(thr, [0.1, 0.2, 0.3, 0.4, 0.8, 0.85, 0.9])
     np.testing.assert_allclose(fmr, [1, 0.75, 0.5, 0.5, 0.25, 0.25, 0])
     np.testing.assert_allclose(fnmr, [0, 0, 0, 1 / 3, 1 / 3, 2 / 3, 2 / 3])

@@ -170,3 +170,12 @@ def test_smoke_runs_never_write_into_book(tiny_repo):
 def test_paths_point_at_this_checkout():
     assert (paths().root / "_toc.yml").exists()
     assert shutil.which("git") is None or paths().root.joinpath(".git").exists()
+
+
+def test_busy_machine_is_noted_on_the_page():
+    from faceopt.runner import busy_note, provenance_markdown
+
+    assert busy_note(None) == "" and busy_note(0.9, cores=2) == ""
+    assert "load average 3.0 on 2 cores" in busy_note(3.0, cores=2)
+    box = provenance_markdown("full", {"data": "x"}, 1.0, Path("."), load=99.0)
+    assert "busy" in box and box.rstrip().endswith("```")

@@ -4,13 +4,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from helpers import require_asset
 import torch
+from helpers import require_asset
 
 from faceopt.detection.amphibian import AmphibianDetector
 from faceopt.detection.split import BlazeFaceSplit
-
-
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from faceopt.data.pairs import (LFW_FIRST, agedb_like_pairs, lfw_like_pairs, megaface_like)
-from faceopt.data.synthetic_faces import (EVAL_FIRST_IDENTITY, NUISANCE_DEFAULTS, SyntheticFaces,
-                                          sample_grid)
+from faceopt.data.pairs import LFW_FIRST, agedb_like_pairs, lfw_like_pairs, megaface_like
+from faceopt.data.synthetic_faces import EVAL_FIRST_IDENTITY, NUISANCE_DEFAULTS, SyntheticFaces, sample_grid
 
 OFF = {k: 0.0 for k in NUISANCE_DEFAULTS}
 

@@ -13,8 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from faceopt.train import (CheckpointError, DemoNet, TrainConfig, load_checkpoint, lr_at, main,
-                           state_checksum, train)
+from faceopt.train import CheckpointError, DemoNet, TrainConfig, load_checkpoint, lr_at, main, state_checksum, train
 
 
 class Tiny(nn.Module):
@@ -202,3 +201,35 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     model = DemoNet()
     model.load_state_dict(state["model"])
     assert state_checksum(model) == r0
+
+
+def test_callbacks_see_every_step_log_and_checkpoint(tmp_path: Path) -> None:
+    from faceopt.train import Callback
+
+    events: list[tuple] = []
+
+    class Record(Callback):
+        def on_step(self, run, loss, lr):
+            events.append(("step", run.step, round(lr, 6)))
+
+        def on_log(self, run, mean_loss, lr):
+            events.append(("log", run.step, run.history[-1] == (run.step, mean_loss)))
+
+        def on_checkpoint(self, run, path):
+            events.append(("ckpt", run.step, path == tmp_path / "last.pt" and path.exists()))
+
+    steps: list[int] = []
+    train(_model(), _data(), _cfg(log_every=2, checkpoint_every=3, checkpoint_dir=str(tmp_path),
+                                  milestones=(4,)),
+          callbacks=[Record()], on_step=lambda s, loss, lr: steps.append(s))
+    assert steps == [1, 2, 3, 4, 5, 6]               # the on_step function argument still works
+    assert [e for e in events if e[0] == "step"] == [("step", k, 0.1 if k <= 4 else 0.01) for k in range(1, 7)]
+    assert [e for e in events if e[0] == "log"] == [("log", 2, True), ("log", 4, True), ("log", 6, True)]
+    assert [e for e in events if e[0] == "ckpt"] == [("ckpt", 3, True), ("ckpt", 6, True)]
+    # within a step: log, then checkpoint, then the step hook
+    assert events.index(("log", 6, True)) < events.index(("ckpt", 6, True)) < events.index(("step", 6, 0.01))
+    # the callback does not change the training: same weights as without it
+    a, b = _model(), _model()
+    train(a, _data(), _cfg())
+    train(b, _data(), _cfg(), callbacks=[Record()])
+    assert _same(a, b)

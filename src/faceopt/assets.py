@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
 from faceopt.config import paths
+from faceopt.io import move_into_place
 
 __all__ = [
     "ASSETS",
@@ -643,7 +644,7 @@ def _fetch_group(assets: Sequence[Asset]) -> dict[str, Path]:
         for asset, tmp in staged:
             final = cache / asset.name / asset.basename
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)  # atomic: same file system (both under the cache)
+            move_into_place(tmp, final)  # atomic: same file system (both under the cache)
             result[asset.name] = final
         return result
     finally:

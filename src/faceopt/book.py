@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .config import Paths, check_scale, paths
-from .runner import ChapterError, list_chapters, output_dir, results_dir, run_chapter
+from faceopt import results
+from faceopt.config import Paths, check_scale, paths
+from faceopt.runner import ChapterError, list_chapters, output_dir, results_dir, run_chapter
 
 
 class BookBuildError(RuntimeError):
@@ -52,7 +53,6 @@ def stage_book(scale: str, p: Paths | None = None) -> Path:
 
 def render_scorecard_for(scale: str, site: Path, p: Paths | None = None) -> Path:
     """Write the scorecard page into the staged book: full results always, smoke results on a smoke build."""
-    from . import results
 
     p = p or paths()
     dirs = [results_dir("full", p)]

@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ALLOWED_SCALES, paths
-from .io import atomic_write_text
+from faceopt.config import ALLOWED_SCALES, paths
+from faceopt.io import atomic_write_text
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .runner import chapter_parameters, list_chapters
+    from faceopt.runner import chapter_parameters, list_chapters
 
     for stem in list_chapters():
         params = ", ".join(f"{k}={v!r}" for k, v in chapter_parameters(stem).items())
@@ -33,7 +33,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .runner import list_chapters, parse_parameter, resolve_chapter, run_chapter
+    from faceopt.runner import list_chapters, parse_parameter, resolve_chapter, run_chapter
 
     params = dict(parse_parameter(t) for t in args.param)
     names = [resolve_chapter(n) for n in (args.chapters or list_chapters())]
@@ -62,7 +62,7 @@ def update_golden(result) -> list[Path]:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from .book import build_book
+    from faceopt.book import build_book
 
     index = build_book(args.scale, run=not args.no_run, chapters=args.chapters or None, allow_dirty=args.allow_dirty)
     print(f"book built: {index}")
@@ -70,31 +70,31 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .system.cost import cli_main
+    from faceopt.system.cost import cli_main
 
     return cli_main(args.rest)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import main as train_main
+    from faceopt.train import main as train_main
 
     return train_main(args.rest)
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from .recognition.runs import main as distill_main
+    from faceopt.recognition.runs import main as distill_main
 
     return distill_main(args.rest)
 
 
 def _cmd_assets(args: argparse.Namespace) -> int:
-    from .assets import cli_main
+    from faceopt.assets import cli_main
 
     return cli_main(args.rest)
 
 
 def _cmd_scorecard(args: argparse.Namespace) -> int:
-    from .book import render_scorecard_for
+    from faceopt.book import render_scorecard_for
 
     print(f"scorecard written: {render_scorecard_for('full', paths().root)}")
     return 0
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; errors become one message and exit status 1."""
-    from .runner import ChapterError
+    from faceopt.runner import ChapterError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = {"bench": _cmd_bench, "assets": _cmd_assets, "train": _cmd_train, "distill": _cmd_distill}

@@ -10,6 +10,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from faceopt.resources import resource_path
+
 ALLOWED_SCALES = ("smoke", "full")
 ALLOWED_DEVICES = ("auto", "cpu", "cuda")
 
@@ -53,7 +55,6 @@ class Paths:
     @property
     def claims(self) -> Path:
         """The thesis's claims: ``claims.yml`` packaged in :mod:`faceopt.resources` (installed or not)."""
-        from faceopt.resources import resource_path
 
         return resource_path("claims.yml", must_exist=False)
 

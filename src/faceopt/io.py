@@ -1,10 +1,17 @@
 """The one atomic file write: a reader never sees a half-written file.
 
-Every file the package writes for others to read (results, scorecard, pages,
-provenance notes) goes through :func:`atomic_write_text`: the text is written to a
-temporary file in the target's folder, flushed to disk and moved over the target
-with :func:`os.replace`. On any error the temporary file is removed and the old
-target, if any, is left as it was.
+Every file the package writes for others to read (results, scorecard, pages, run
+records, checkpoints, ONNX models, annotations, assets) goes through this module: the
+content is written to a temporary file in the target's folder, flushed to disk and
+moved over the target with :func:`os.replace`. On any error the temporary file is
+removed and the old target, if any, is left as it was.
+
+* :func:`atomic_write_text`, :func:`atomic_write_bytes`, :func:`atomic_torch_save` for
+  content in memory;
+* :func:`atomic_output` for writers that need a path (an ONNX exporter, a quantiser,
+  a notebook writer): write to the path it yields, and it takes the target's place only
+  if the block finishes;
+* :func:`move_into_place` for a finished file staged elsewhere on the same file system.
 """
 from __future__ import annotations
 
@@ -12,9 +19,10 @@ import contextlib
 import io
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_torch_save"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_torch_save", "atomic_output", "move_into_place"]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -48,4 +56,34 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (ending in ``suffix``, for writers that look at
+    the extension); when the block finishes, the file written there replaces ``path``. On an
+    error, or if nothing was written, the temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix}")
+    os.close(fd)
+    os.unlink(tmp)  # the writer creates it
+    try:
+        yield Path(tmp)
+        if not os.path.exists(tmp):
+            raise FileNotFoundError(f"nothing was written to the temporary file for {path}")
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def move_into_place(staged: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Move a finished file ``staged`` (same file system) over ``path`` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, path)
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 from typing import Iterable, TypeVar
 
-from .config import quiet
+from faceopt.config import quiet
 
 T = TypeVar("T")
 

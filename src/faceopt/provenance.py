@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Iterable
 
-from .io import atomic_write_text
+from faceopt.io import atomic_write_text
 
 __all__ = [
     "PROVENANCE_ENV",

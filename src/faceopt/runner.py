@@ -13,6 +13,7 @@ import datetime as _dt
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from .config import ALLOWED_SCALES, Paths, check_scale, paths
-from .provenance import PROVENANCE_ENV, git_revision, machine_description, read_declarations
+from faceopt.config import ALLOWED_SCALES, Paths, check_scale, paths
+from faceopt.io import atomic_output
+from faceopt.provenance import PROVENANCE_ENV, git_revision, machine_description, read_declarations
 
 #: Parameters every chapter has; the runner sets ``scale`` itself.
 COMMON_PARAMETERS = ("scale", "data", "device", "seed")
@@ -198,10 +200,29 @@ def check_parameters(stem: str, params: Mapping[str, Any], p: Paths | None = Non
 PAGE_OUTPUTS = ("book/chapters", "book/results", "book/scorecard.md")
 
 
+def busy_note(load: float | None, cores: int | None = None) -> str:
+    """A warning for the page when the machine was busy (1-minute load average above half its cores):
+    timings, and whatever a page chooses by them, may differ on a quiet machine."""
+    cores = cores or os.cpu_count() or 1
+    if load is None or load <= 0.5 * cores:
+        return ""
+    return (f" The machine was busy while this page ran (load average {load:.1f} on {cores} cores): its timings, "
+            "and any setting chosen by them, may differ on a quiet machine.")
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, where the system reports one."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def provenance_markdown(scale: str, params: Mapping[str, Any], wall_s: float, root: Path,
-                        declared: Mapping[str, Any] | None = None) -> str:
+                        declared: Mapping[str, Any] | None = None, load: float | None = None) -> str:
     """The box every page shows: scale, the data really used, parameters, the machine that rendered the
-    page and the machines of any cached heavy step it read, the git revision and the wall time."""
+    page and the machines of any cached heavy step it read, the git revision and the wall time; a
+    warning if the machine was busy (``load``: the highest load average seen during the run)."""
     declared = declared or {}
     data = declared.get("data") or f"`{params.get('data', 'synthetic')}`"
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -215,7 +236,8 @@ def provenance_markdown(scale: str, params: Mapping[str, Any], wall_s: float, ro
     return (
         f"```{{admonition}} How this page was produced\n"
         f"Scale **{scale}**; data: {data}{extra_text}. Rendered on {machine_description()}; "
-        f"revision `{git_revision(root, ignore=PAGE_OUTPUTS)}`; wall time {wall_s:.0f} s; {when}.{cached}\n```"
+        f"revision `{git_revision(root, ignore=PAGE_OUTPUTS)}`; wall time {wall_s:.0f} s; {when}.{cached}"
+        f"{busy_note(load)}\n```"
     )
 
 
@@ -286,7 +308,7 @@ def run_chapter(
         executed = work / f"{stem}.ipynb"
         nbformat.write(nb, src)
         log(f"[{stem}] running at scale={scale} ...")
-        start = time.perf_counter()
+        start, load_start = time.perf_counter(), load_average()
         try:
             papermill.execute_notebook(
                 str(src),
@@ -307,13 +329,16 @@ def run_chapter(
             ) from None
         wall = time.perf_counter() - start
         out = nbformat.read(executed, as_version=4)
-        box = provenance_markdown(scale, parameters, wall, p.root, read_declarations(declarations))
+        loads = [v for v in (load_start, load_average()) if v is not None]
+        box = provenance_markdown(scale, parameters, wall, p.root, read_declarations(declarations),
+                                  load=max(loads) if loads else None)
+        if busy_note(max(loads) if loads else None):
+            print(f"[{stem}] warning:{busy_note(max(loads))}", file=sys.stderr)
         banner = nbformat.v4.new_markdown_cell(box)
         banner.metadata["tags"] = ["provenance"]
         out.cells.insert(1, banner)
-        tmp_target = target.with_suffix(".ipynb.tmp")
-        nbformat.write(out, tmp_target)
-        os.replace(tmp_target, target)
+        with atomic_output(target, suffix=".ipynb") as tmp_target:
+            nbformat.write(out, tmp_target)
         final_results = results_dir(scale, p)
         final_results.mkdir(parents=True, exist_ok=True)
         for recorded in sorted(run_results.glob("*.json")):

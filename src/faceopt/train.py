@@ -91,13 +91,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from .config import check_choice, resolve_device, seed_everything
-from .io import atomic_torch_save
-from .progress import progress as progress_bar
+from faceopt.config import check_choice, resolve_device, seed_everything
+from faceopt.data.digits import load_digits_split
+from faceopt.io import atomic_torch_save
+from faceopt.progress import progress as progress_bar
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
+    "TrainState",
+    "Callback",
     "CheckpointError",
     "train",
     "lr_at",
@@ -391,6 +394,7 @@ def train(
     loss_fn: Callable[[nn.Module, Any], Tensor] | None = None,
     params: Iterable[Any] | None = None,
     on_step: Callable[[int, float, float], None] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` with SGD and a step schedule; see the module docstring.
 
@@ -398,8 +402,13 @@ def train(
     receives the wrapped model and must call it (``model(...)``) for gradients to be synced.
     ``params`` (parameters or param-group dicts) defaults to every parameter with
     ``requires_grad``; frozen ones are always left out. ``on_step(step, loss, lr)`` runs
-    after every optimiser step (``step`` counts completed steps, ``lr`` is the one used).
+    after every optimiser step (``step`` counts completed steps, ``lr`` is the one used);
+    ``callbacks`` (:class:`Callback`) also see each logging interval and checkpoint.
     The model is trained in place (on the chosen device) and left in train mode.
+
+    The loop itself is a few named steps: :func:`_setup` (optimiser, seeded loader, step
+    budget), :func:`_resume` (or seed), :func:`_wrap` (DDP), then per step
+    :func:`_optimiser_step`, :func:`_log_interval` and :func:`_checkpoint`.
     """
     device_name = resolve_device(config.device)
     d, device = _setup_distributed(device_name)
@@ -408,7 +417,8 @@ def train(
     if config.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        return _train(model, dataset, config, d, device, loss_fn or _default_loss, params, on_step)
+        hooks = [*callbacks, *([_OnStep(on_step)] if on_step is not None else [])]
+        return _train(model, dataset, config, d, device, loss_fn or _default_loss, params, hooks)
     finally:
         if config.deterministic:
             torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
@@ -416,11 +426,63 @@ def train(
             dist.destroy_process_group()
 
 
-def _train(model: nn.Module, dataset: Dataset, config: TrainConfig, d: _Dist, device: torch.device,
-           loss_fn: Callable[[nn.Module, Any], Tensor], params: Iterable[Any] | None,
-           on_step: Callable[[int, float, float], None] | None) -> TrainResult:
-    is_main = d.rank == 0
-    model.to(device)
+class Callback:
+    """Hooks into :func:`train` (in the manner of insightface's arcface_torch callbacks).
+
+    Subclass and override what you need; every hook runs on every rank, after the
+    step, log or checkpoint it names. ``run`` is the live :class:`TrainState`.
+    """
+
+    def on_step(self, run: TrainState, loss: Tensor, lr: float) -> None:
+        """After each optimiser step (``run.step`` counts completed steps; ``lr`` was used)."""
+
+    def on_log(self, run: TrainState, mean_loss: float, lr: float) -> None:
+        """After each logging interval (``mean_loss`` averaged over the interval and the ranks)."""
+
+    def on_checkpoint(self, run: TrainState, path: Path) -> None:
+        """After ``last.pt`` was written (rank 0 writes; every rank calls this)."""
+
+
+class _OnStep(Callback):
+    """The ``on_step(step, loss, lr)`` function argument of :func:`train` as a callback."""
+
+    def __init__(self, fn: Callable[[int, float, float], None]) -> None:
+        self.fn = fn
+
+    def on_step(self, run: TrainState, loss: Tensor, lr: float) -> None:
+        self.fn(run.step, float(loss.detach().float().item()), lr)
+
+
+@dataclass
+class TrainState:
+    """What a training run holds while it runs (built by :func:`train`; read by callbacks)."""
+
+    model: nn.Module
+    net: nn.Module                 # the model, wrapped in DistributedDataParallel under torchrun
+    config: TrainConfig
+    dist: _Dist
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    sampler: _ResumableSampler
+    loader: DataLoader
+    loader_gen: torch.Generator
+    steps_per_epoch: int
+    total: int
+    checkpoint_path: Path | None
+    step: int = 0
+    history: list[tuple[int, float]] = field(default_factory=list)
+    last_loss: float = float("nan")
+    resumed_from: int | None = None
+    images: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.rank == 0
+
+
+def _param_groups(model: nn.Module, params: Iterable[Any] | None) -> list[Any]:
+    """Every trainable parameter, or the given parameters/groups without frozen ones."""
     if params is None:
         groups: list[Any] = [p for p in model.parameters() if p.requires_grad]
     else:
@@ -432,9 +494,15 @@ def _train(model: nn.Module, dataset: Dataset, config: TrainConfig, d: _Dist, de
                 groups.append(g)
     if not groups:
         raise ValueError("model has no parameters with requires_grad=True to train")
-    optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    return groups
 
+
+def _setup(model: nn.Module, dataset: Dataset, config: TrainConfig, d: _Dist, device: torch.device,
+           params: Iterable[Any] | None) -> TrainState:
+    """Optimiser, seeded loader, step budget and gradient scaler of a run."""
+    model.to(device)
+    optimizer = torch.optim.SGD(_param_groups(model, params), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
     sampler = _ResumableSampler(dataset, d, config.seed)
     loader_gen = torch.Generator()  # keeps the loader off the global RNG (exact resume)
     loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
@@ -447,126 +515,169 @@ def _train(model: nn.Module, dataset: Dataset, config: TrainConfig, d: _Dist, de
     total = min(s for s in (config.max_steps,
                             None if config.epochs is None else config.epochs * steps_per_epoch)
                 if s is not None)
-
     use_amp = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if config.amp_dtype == "bfloat16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
-
+    scaler = torch.amp.GradScaler("cuda") if use_amp and config.amp_dtype == "float16" else None
     ckpt_path = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir else None
-    step, history, last_loss, resumed_from = 0, [], float("nan"), None
-    if ckpt_path is not None and config.resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-            raise CheckpointError(f"checkpoint {ckpt_path} does not fit this model/optimiser "
-                                  f"({type(exc).__name__}: {exc}); delete it to start afresh") from exc
-        step, history, last_loss, rngs = _resume_fields(state, ckpt_path, total)
-        if len(rngs) != d.world_size:
-            warnings.warn(f"{ckpt_path} was written by {len(rngs)} process(es), this run has "
-                          f"{d.world_size}: the sample order after resuming differs", stacklevel=3)
-        try:
-            _set_rng_state(rngs[d.rank] if d.rank < len(rngs) else rngs[0], device)
-        except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as exc:
-            raise CheckpointError(f"checkpoint {ckpt_path} holds a damaged RNG state ({type(exc).__name__}: {exc}); "
-                                  "delete it to start afresh") from exc
-        resumed_from = step
-        if is_main:
-            log.info("resumed from %s at step %d", ckpt_path, step)
-    else:
+    return TrainState(model, model, config, d, device, optimizer, scaler, sampler, loader, loader_gen,
+                      steps_per_epoch, total, ckpt_path)
+
+
+def _resume(run: TrainState) -> None:
+    """Continue from ``last.pt`` if there is one (and ``config.resume``); else seed the RNGs."""
+    path, config, d = run.checkpoint_path, run.config, run.dist
+    if path is None or not config.resume or not path.exists():
         seed_everything(config.seed + d.rank, threads=None)
+        return
+    state = load_checkpoint(path)
+    try:
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        if run.scaler is not None and state.get("scaler"):
+            run.scaler.load_state_dict(state["scaler"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit this model/optimiser "
+                              f"({type(exc).__name__}: {exc}); delete it to start afresh") from exc
+    run.step, run.history, run.last_loss, rngs = _resume_fields(state, path, run.total)
+    if len(rngs) != d.world_size:
+        warnings.warn(f"{path} was written by {len(rngs)} process(es), this run has "
+                      f"{d.world_size}: the sample order after resuming differs", stacklevel=4)
+    try:
+        _set_rng_state(rngs[d.rank] if d.rank < len(rngs) else rngs[0], run.device)
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {path} holds a damaged RNG state ({type(exc).__name__}: {exc}); "
+                              "delete it to start afresh") from exc
+    run.resumed_from = run.step
+    if run.is_main:
+        log.info("resumed from %s at step %d", path, run.step)
 
-    net: nn.Module = model
-    if d.active:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=config.find_unused_parameters)
-    net.train()
 
-    def checkpoint() -> None:
-        rng = _rng_state(device)
-        rngs: list[Any] = [rng]
-        if d.active:
-            rngs = [None] * d.world_size
-            dist.all_gather_object(rngs, rng)
-        if is_main and ckpt_path is not None:
-            save_checkpoint({
-                "format": CHECKPOINT_FORMAT,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": {"step": step, "base_lr": config.lr, "gamma": config.gamma,
-                              "milestones": list(config.milestones), "unit": config.milestone_unit,
-                              "steps_per_epoch": steps_per_epoch},
-                "scaler": scaler.state_dict() if scaler is not None else {},
-                "step": step,
-                "epoch": step // steps_per_epoch,
-                "last_loss": last_loss,
-                "loss_history": [[s, v] for s, v in history],
-                "rng": rngs,
-                "config": config.to_dict(),
-                "world_size": d.world_size,
-            }, ckpt_path)
+def _wrap(run: TrainState) -> None:
+    """DistributedDataParallel under torchrun; train mode."""
+    if run.dist.active:
+        run.net = nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None,
+            find_unused_parameters=run.config.find_unused_parameters)
+    run.net.train()
 
-    start_step = step
-    bar = progress_bar(range(start_step, total), desc="train", total=total - start_step) \
-        if (config.progress and is_main) else range(start_step, total)
+
+def _batches(run: TrainState) -> Iterator[Any]:
+    """The batches from ``run.step`` on, each epoch shuffled by its own seed (exact resume)."""
     data_iter: Iterator[Any] | None = None
+    step, per_epoch, config = run.step, run.steps_per_epoch, run.config
+    while True:
+        if data_iter is None or step % per_epoch == 0:
+            run.sampler.set_epoch(step // per_epoch, skip=(step % per_epoch) * config.batch_size)
+            run.loader_gen.manual_seed(config.seed * 1_000_003 + step // per_epoch)
+            data_iter = iter(run.loader)
+        yield _to_device(next(data_iter), run.device)
+        step += 1
+
+
+def _optimiser_step(run: TrainState, batch: Any, loss_fn: Callable[[nn.Module, Any], Tensor]) -> tuple[Tensor, float]:
+    """One SGD step at the scheduled learning rate; returns the loss and the lr used."""
+    config = run.config
+    lr = lr_at(run.step, config, run.steps_per_epoch)
+    for g in run.optimizer.param_groups:
+        g["lr"] = lr
+    use_amp = config.amp and run.device.type == "cuda"
+    amp_dtype = torch.bfloat16 if config.amp_dtype == "bfloat16" else torch.float16
+    with torch.autocast("cuda", dtype=amp_dtype) if use_amp else nullcontext():
+        loss = loss_fn(run.net, batch)
+    if loss.ndim != 0:
+        raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.scaler is not None:
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        loss.backward()
+        run.optimizer.step()
+    run.step += 1
+    run.images += _batch_len(batch) * run.dist.world_size
+    return loss, lr
+
+
+def _log_interval(run: TrainState, interval: list[Tensor], lr: float, bar: Any) -> float:
+    """Mean loss of the interval over the ranks, into the history; stops on a non-finite loss."""
+    mean, last = _mean_over_ranks([torch.stack(interval).float().mean().item(), interval[-1].float().item()],
+                                  run.dist, run.device)
+    run.history.append((run.step, mean))
+    run.last_loss = last
+    if not math.isfinite(mean):
+        raise FloatingPointError(f"loss became {mean} at step {run.step}")
+    if run.is_main:
+        log.info("step %d/%d loss %.4f lr %.4g", run.step, run.total, mean, lr)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.3g}")
+    return mean
+
+
+def _checkpoint(run: TrainState) -> None:
+    """Write ``last.pt`` (rank 0) with every rank's RNG state."""
+    rng = _rng_state(run.device)
+    rngs: list[Any] = [rng]
+    if run.dist.active:
+        rngs = [None] * run.dist.world_size
+        dist.all_gather_object(rngs, rng)
+    if run.is_main and run.checkpoint_path is not None:
+        config = run.config
+        save_checkpoint({
+            "format": CHECKPOINT_FORMAT,
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": {"step": run.step, "base_lr": config.lr, "gamma": config.gamma,
+                          "milestones": list(config.milestones), "unit": config.milestone_unit,
+                          "steps_per_epoch": run.steps_per_epoch},
+            "scaler": run.scaler.state_dict() if run.scaler is not None else {},
+            "step": run.step,
+            "epoch": run.step // run.steps_per_epoch,
+            "last_loss": run.last_loss,
+            "loss_history": [[s, v] for s, v in run.history],
+            "rng": rngs,
+            "config": config.to_dict(),
+            "world_size": run.dist.world_size,
+        }, run.checkpoint_path)
+
+
+def _train(model: nn.Module, dataset: Dataset, config: TrainConfig, d: _Dist, device: torch.device,
+           loss_fn: Callable[[nn.Module, Any], Tensor], params: Iterable[Any] | None,
+           callbacks: Sequence[Callback]) -> TrainResult:
+    """The loop: set up, resume, then step, log and checkpoint until the step budget is spent."""
+    run = _setup(model, dataset, config, d, device, params)
+    _resume(run)
+    _wrap(run)
+    start = run.step
+    bar = progress_bar(range(start, run.total), desc="train", total=run.total - start) \
+        if (config.progress and run.is_main) else range(start, run.total)
     interval: list[Tensor] = []
-    images = 0
+    batches = _batches(run)
     t0 = time.perf_counter()
     for _ in bar:
-        if data_iter is None or step % steps_per_epoch == 0:
-            sampler.set_epoch(step // steps_per_epoch, skip=(step % steps_per_epoch) * config.batch_size)
-            loader_gen.manual_seed(config.seed * 1_000_003 + step // steps_per_epoch)
-            data_iter = iter(loader)
-        batch = _to_device(next(data_iter), device)
-        lr = lr_at(step, config, steps_per_epoch)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        with torch.autocast("cuda", dtype=amp_dtype) if use_amp else nullcontext():
-            loss = loss_fn(net, batch)
-        if loss.ndim != 0:
-            raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        step += 1
-        images += _batch_len(batch) * d.world_size
+        loss, lr = _optimiser_step(run, next(batches), loss_fn)
         interval.append(loss.detach())
-        if step % config.log_every == 0 or step == total:
-            mean, last = _mean_over_ranks([torch.stack(interval).float().mean().item(),
-                                           interval[-1].float().item()], d, device)
+        if run.step % config.log_every == 0 or run.step == run.total:
+            mean = _log_interval(run, interval, lr, bar)
             interval = []
-            history.append((step, mean))
-            last_loss = last
-            if not math.isfinite(mean):
-                raise FloatingPointError(f"loss became {mean} at step {step}")
-            if is_main:
-                log.info("step %d/%d loss %.4f lr %.4g", step, total, mean, lr)
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.3g}")
-        if ckpt_path is not None and (step == total or
-                                      (config.checkpoint_every and step % config.checkpoint_every == 0)):
-            checkpoint()
-        if on_step is not None:
-            on_step(step, float(loss.detach().float().item()), lr)
+            for cb in callbacks:
+                cb.on_log(run, mean, lr)
+        if run.checkpoint_path is not None and (run.step == run.total or
+                                                (config.checkpoint_every and run.step % config.checkpoint_every == 0)):
+            _checkpoint(run)
+            for cb in callbacks:
+                cb.on_checkpoint(run, run.checkpoint_path)
+        for cb in callbacks:
+            cb.on_step(run, loss, lr)
     if hasattr(bar, "close"):
         bar.close()
     if d.active:  # DDP syncs buffers (BatchNorm statistics) only before a forward: match rank 0's
         for buf in model.buffers():
             dist.broadcast(buf, src=0)
     wall = time.perf_counter() - t0
-    return TrainResult(steps=step, final_loss=last_loss, loss_history=history,
-                       images_per_s=images / wall if wall > 0 and images else 0.0, wall_time_s=wall,
-                       resumed_from=resumed_from, checkpoint=ckpt_path if ckpt_path and ckpt_path.exists() else None,
+    path = run.checkpoint_path
+    return TrainResult(steps=run.step, final_loss=run.last_loss, loss_history=run.history,
+                       images_per_s=run.images / wall if wall > 0 and run.images else 0.0, wall_time_s=wall,
+                       resumed_from=run.resumed_from, checkpoint=path if path and path.exists() else None,
                        world_size=d.world_size, device=str(device))
 
 
@@ -623,8 +734,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m faceopt.train --demo ...``; under torchrun every process runs this."""
-    from .data.digits import load_digits_split
-
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out)

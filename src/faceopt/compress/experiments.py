@@ -11,20 +11,36 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from ..data.digits import Split
-from ..models.lenet import lenet300_100
-from ..progress import progress
-from .lottery import lottery_ticket
-from .pruning import (
+from faceopt.compress.int8 import DEFAULT_CONFIGS, compare_int8
+from faceopt.compress.lottery import lottery_ticket
+from faceopt.compress.pruning import (
+    apply_masks,
     clone_model,
     collapsed_layers,
     layer_density,
+    magnitude_scores,
+    masks_from_scores,
+    prunable,
     prune_at_init,
     prune_iterative,
     prune_one_shot,
     sparsity,
 )
-from .training import evaluate, fit
+from faceopt.compress.qat import ptq, qat
+from faceopt.compress.quantization import (
+    activation_error_sym_vs_asym,
+    affine_params,
+    quantization_error,
+    static_range,
+    weight_error_per_tensor_vs_per_channel,
+)
+from faceopt.compress.structured import latency_comparison, prune_channels
+from faceopt.compress.training import evaluate, fit
+from faceopt.data.digits import Split, load_digits_split
+from faceopt.models import get_model
+from faceopt.models.lenet import lenet300_100
+from faceopt.models.profile import count_parameters, settle_batchnorm
+from faceopt.progress import progress
 
 
 @dataclass(frozen=True)
@@ -169,8 +185,6 @@ def relu_activations(model: nn.Sequential, x: torch.Tensor) -> dict[str, torch.T
 def weight_and_activation_errors(model: nn.Sequential, x: torch.Tensor, bits_list: Iterable[int]) -> list[dict]:
     """Relative quantisation error of each layer's weight (per-tensor vs per-channel, symmetric)
     and of each post-ReLU activation (symmetric vs asymmetric, per-tensor min-max)."""
-    from .pruning import prunable
-    from .quantization import activation_error_sym_vs_asym, weight_error_per_tensor_vs_per_channel
 
     names = {m: n for n, m in model.named_modules()}
     rows = []
@@ -190,7 +204,6 @@ def calibration_errors(model: nn.Sequential, calib: torch.Tensor, evaluation: to
                        bits_list: Iterable[int], batch_size: int = 64) -> list[dict]:
     """Quantisation error on held-out post-ReLU activations for static ranges calibrated by
     min-max, percentile and entropy, and for dynamic ranges (min-max of each batch)."""
-    from .quantization import affine_params, quantization_error, static_range
 
     calib_acts = relu_activations(model, calib)
     eval_acts = relu_activations(model, evaluation)
@@ -221,8 +234,6 @@ def ptq_vs_qat_fair(make_model: Callable[[], nn.Module], train: Split, test: Spl
     PTQ quantises a float model that was fine-tuned for the same epochs at the same rate
     without it, so QAT gets no extra training the PTQ model lacks.
     """
-    from .pruning import clone_model
-    from .qat import ptq, qat
 
     rows = []
     jobs = list(seeds)
@@ -246,10 +257,6 @@ def structured_vs_unstructured(model_name: str, *, ratio: float, repeats: int, w
     parameters zeroed by global magnitude) versions of a zoo model, timed in one run."""
     import tempfile
 
-    from ..models import get_model
-    from ..models.profile import count_parameters, settle_batchnorm
-    from .pruning import apply_masks, magnitude_scores, masks_from_scores
-    from .structured import latency_comparison, prune_channels
 
     torch.manual_seed(0)
     dense = settle_batchnorm(get_model(model_name))
@@ -273,9 +280,6 @@ def train_digit_embedder(model_name: str, *, epochs: int, lr: float = 0.05, seed
     With ``epochs=0`` the embedder keeps random weights (batch norm settled), which is
     enough for latency but not for accuracy or embedding agreement.
     """
-    from ..data.digits import load_digits_split
-    from ..models import get_model
-    from ..models.profile import settle_batchnorm
 
     train, test = load_digits_split(seed=0, size=size, channels=3)
     torch.manual_seed(seed)
@@ -292,7 +296,6 @@ def int8_deployment(model_name: str, preset: CompressPreset, *, seed: int = 0) -
     """FP32 against the preset's INT8 configurations, in one run; returns rows and the FP32 test accuracy."""
     import tempfile
 
-    from .int8 import DEFAULT_CONFIGS, compare_int8
 
     embedder, head, train, test = train_digit_embedder(model_name, epochs=preset.int8_train_epochs, seed=seed)
     configs = [c for c in DEFAULT_CONFIGS if c.name in preset.int8_configs]

@@ -59,7 +59,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -72,8 +71,9 @@ import torch
 from onnxruntime.quantization import CalibrationDataReader
 from torch import nn
 
-from ..system.cost import ort_session, torch_threads
-from ..system.onnx_export import export_onnx
+from faceopt.io import move_into_place
+from faceopt.system.cost import LatencyStats, ort_session, torch_threads
+from faceopt.system.onnx_export import export_onnx
 
 INPUT_SHAPE = (1, 3, 112, 112)
 MIB = 2**20
@@ -254,7 +254,7 @@ def _quantised_output(fp32_path: Path, int8_path: Path, preprocess: bool):
         src = _preprocess(fp32_path, Path(tmp) / "pre.onnx") if preprocess else fp32_path
         out = Path(tmp) / "int8.onnx"
         yield src, out
-        os.replace(out, int8_path)
+        move_into_place(out, int8_path)
 
 
 @contextlib.contextmanager
@@ -412,7 +412,6 @@ def _paired_latency(fa: Callable[[], object], fb: Callable[[], object], *,
 
 def _log_ratio_stderr(ta: Sequence[float], tb: Sequence[float]) -> float:
     """Standard error of log(median(ta) / median(tb)) (see :attr:`faceopt.system.cost.LatencyStats.log_stderr`)."""
-    from faceopt.system.cost import LatencyStats
 
     def stats(t: Sequence[float]) -> LatencyStats:
         q25, q50, q75 = np.percentile(t, [25, 50, 75])

@@ -13,9 +13,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..data.digits import Split
-from .pruning import apply_masks, masks_from_scores, magnitude_scores, _respect_masks, sparsity
-from .training import evaluate, fit
+from faceopt.compress.pruning import _respect_masks, apply_masks, magnitude_scores, masks_from_scores, sparsity
+from faceopt.compress.training import evaluate, fit
+from faceopt.data.digits import Split
 
 RESETS = ("init", "rewind", "random")
 

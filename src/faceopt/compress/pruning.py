@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from ..data.digits import Split
-from .training import evaluate, fit
+from faceopt.compress.training import evaluate, fit
+from faceopt.data.digits import Split
 
 CRITERIA = ("magnitude", "obd", "gradient", "random", "synflow")
 SCOPES = ("global", "layerwise")

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.digits import Split
-from .quantization import QuantParams, affine_params, channel_params, fake_quantize, in_range
-from .training import evaluate, fit
+from faceopt.compress.quantization import QuantParams, affine_params, channel_params, fake_quantize, in_range
+from faceopt.compress.training import evaluate, fit
+from faceopt.data.digits import Split
 
 Observer = Literal["ema", "minmax", "off"]
 

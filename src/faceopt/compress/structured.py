@@ -14,10 +14,10 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from ..models.profile import count_macs, count_parameters
-from ..system.cost import ort_latency, torch_latency
-from ..system.onnx_export import export_onnx
-from .pruning import clone_model, is_pruned, make_permanent, prunable
+from faceopt.compress.pruning import clone_model, is_pruned, make_permanent, prunable
+from faceopt.models.profile import count_macs, count_parameters
+from faceopt.system.cost import ort_latency, torch_latency
+from faceopt.system.onnx_export import export_onnx
 
 
 def _last_layer(model: nn.Module) -> nn.Module:
@@ -78,7 +78,8 @@ def latency_comparison(dense: nn.Module, unstructured: nn.Module, structured: nn
     The unstructured model is copied and its masks made permanent (zeros in dense
     tensors) before timing and export. Rows: ``model``, ``params`` (tensor elements),
     ``nonzero``, ``macs`` (of the dense kernels that run), ``torch_ms``, ``ort_ms``
-    (medians) and ``torch_log_se``, ``ort_log_se`` (standard errors of their logs). Expected: unstructured keeps params, MACs and latency of the dense model
+    (medians) and ``torch_log_se``, ``ort_log_se`` (standard errors of their logs).
+    Expected: unstructured keeps params, MACs and latency of the dense model
     although ``nonzero`` drops; structured lowers all of them.
     """
     workdir = Path(workdir)

@@ -1,7 +1,13 @@
 """A small deterministic classification loop for the compression experiments.
 
-The face-recognition training stack (margin heads, DDP, checkpoints) lives in
-``faceopt.train``; this loop trains the digit classifiers of chapter 1 in seconds.
+The face-recognition training stack (margin heads, DDP, checkpoints, callbacks) lives in
+:mod:`faceopt.train`; this loop trains the digit classifiers of page 02 (thesis Chapter 1)
+in seconds. Why it is a loop of its own: it steps through in-memory tensors with one
+seeded permutation per epoch, stops in the middle of an epoch at a given step (the
+lottery ticket's rewind point), and scores the test split after every epoch, and page
+02's recorded numbers (bit-identical under every CPU kernel set tried) come from exactly
+these batches. ``faceopt.train`` would draw other, equally valid batches through its
+seeded ``DataLoader`` and so change every recorded number of that page.
 """
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..data.digits import Split
+from faceopt.data.digits import Split
 
 
 @dataclass

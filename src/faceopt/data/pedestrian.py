@@ -13,6 +13,8 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 
+from faceopt.data.cdnet import read_video
+
 
 def mannequin(height: int = 160, colour: tuple[int, int, int] = (60, 70, 85)) -> tuple[np.ndarray, np.ndarray]:
     """A standing human-like figure: (BGR image, boolean mask), ``height`` pixels tall."""
@@ -70,7 +72,6 @@ def pedestrian_scene(video_path: str | Path, boxes: Mapping[int, np.ndarray], in
     never in the ground truth) and seeded multiplicative noise N(``mean``, ``sd``).
     ``boxes`` maps frame index -> float [N, 4] (frames without an entry have no person).
     """
-    from faceopt.detection.cdnet import read_video
 
     wanted = sorted(set(int(i) for i in indices))
     if not wanted or wanted[0] < 0:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from .background import CosineBackgroundModel, keep_moving_boxes
+from faceopt.detection.background import CosineBackgroundModel, keep_moving_boxes
 
 
 class SplitDetector(Protocol):

@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceopt.assets import asset_path
 from faceopt.detection.tflite_weights import (
     TFLiteModel,
     TFLiteOp,
@@ -286,7 +287,6 @@ class BlazeFace(nn.Module):
                 not cached (the message names ``faceopt assets fetch blazeface_short_range``).
         """
         if path is None:
-            from faceopt.assets import asset_path
 
             path = asset_path(ASSET_NAME)
         model = read_tflite(path)

@@ -70,7 +70,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceopt.assets import asset_path
 from faceopt.detection import blazeface as bf
+from faceopt.detection.split import StageSplit
 from faceopt.detection.tflite_weights import (
     TFLiteModel,
     TFLiteOp,
@@ -78,7 +80,6 @@ from faceopt.detection.tflite_weights import (
     depthwise_weight_to_torch,
     read_tflite,
 )
-from faceopt.detection.split import StageSplit
 
 __all__ = [
     "ANCHOR_OPTIONS",
@@ -305,7 +306,6 @@ class BlazePose(nn.Module):
                 not cached (the message names ``faceopt assets fetch blazepose_detection``).
         """
         if path is None:
-            from faceopt.assets import asset_path
 
             path = asset_path(ASSET_NAME)
         return cls._from_graph(read_pose_tflite(path)).eval()

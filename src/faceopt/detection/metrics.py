@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from faceopt.stats import bootstrap_stderr
+
 Boxes = np.ndarray  # float[N, 4], x1, y1, x2, y2 in pixels
 
 
@@ -82,7 +84,6 @@ def mean_average_precision(
 def map_difference_stderr(pred_a: Sequence[tuple[Boxes, np.ndarray]], pred_b: Sequence[tuple[Boxes, np.ndarray]],
                           gt: Sequence[Boxes], *, iou: float = 0.5, resamples: int = 200, seed: int = 0) -> float:
     """Bootstrap standard error (over frames) of mAP(``pred_a``) - mAP(``pred_b``) on the same frames."""
-    from faceopt.stats import bootstrap_stderr
 
     if not (len(pred_a) == len(pred_b) == len(gt)):
         raise ValueError(f"pred_a, pred_b and gt must cover the same frames ({len(pred_a)}, {len(pred_b)}, {len(gt)})")

@@ -24,11 +24,10 @@ height, which buys more optimiser steps in a fixed CPU budget.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -36,9 +35,13 @@ from torch.utils.data import Dataset
 from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.ssd import SSD
 
-from ..progress import progress
-from .metrics import mean_average_precision
-from .ssd_mobilenetv2 import build_ssd_mobilenetv2
+from faceopt.assets import asset_path
+from faceopt.data.cdnet import read_video
+from faceopt.detection.metrics import mean_average_precision
+from faceopt.detection.pseudo_labels import default_annotation_path, load_annotations
+from faceopt.detection.ssd_mobilenetv2 import build_ssd_mobilenetv2
+from faceopt.io import atomic_torch_save
+from faceopt.progress import progress
 
 FRAME_SIZE = (768, 576)
 """(width, height) of vtest.avi, the frame size :data:`PERSON_ANCHOR_SCALES` refer to."""
@@ -217,13 +220,6 @@ class TrainResult:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train_person_detector(model: SSD, dataset: VideoPersonDataset, *, steps: int, batch_size: int = 8,
                           optimizer: str = "adamw", lr: float = 2e-3, weight_decay: float = 1e-4,
                           momentum: float = 0.9, warmup_steps: int = 50, seed: int = 0,
@@ -231,6 +227,11 @@ def train_person_detector(model: SSD, dataset: VideoPersonDataset, *, steps: int
                           time_budget_s: float | None = None,
                           log: Callable[[str], None] | None = None, log_every: int = 25) -> TrainResult:
     """Train ``model`` in place for ``steps`` batches; linear warm-up then cosine decay to 0.
+
+    A loop of its own rather than :func:`faceopt.train.train`: AdamW with a warm-up and
+    cosine schedule (``faceopt.train`` is SGD with step milestones, the thesis's recipe for
+    recognition), a time budget, and the committed detector weights of page 03 were made
+    by exactly this loop.
 
     Batches are drawn without replacement from a permutation of ``dataset`` seeded by
     ``seed`` (a new permutation and, via ``dataset.set_epoch``, new crops each epoch).
@@ -297,7 +298,7 @@ def train_person_detector(model: SSD, dataset: VideoPersonDataset, *, steps: int
 
 
 def _save_checkpoint(model: SSD, step: int, path: Path) -> None:
-    _save_atomic({"model": model.state_dict(), "step": step, "input_size": tuple(model.transform.fixed_size),
+    atomic_torch_save({"model": model.state_dict(), "step": step, "input_size": tuple(model.transform.fixed_size),
                   "anchor_scales": list(model.anchor_generator.scales)}, path)
 
 
@@ -359,9 +360,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import json
 
-    from faceopt.assets import asset_path
-    from faceopt.detection.cdnet import read_video
-    from faceopt.detection.pseudo_labels import default_annotation_path, load_annotations
 
     p = argparse.ArgumentParser(prog="python -m faceopt.detection.person_training", description=main.__doc__)
     p.add_argument("--out", type=Path, required=True, help="checkpoint to write (a .json summary goes beside it)")

@@ -57,8 +57,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -69,7 +67,13 @@ import cv2
 import numpy as np
 import torch
 
-from faceopt.detection.cdnet import read_video
+from faceopt.assets import ASSETS, asset_path, sha256_file
+from faceopt.data.cdnet import read_video
+from faceopt.detection import blazepose as bp
+from faceopt.detection.blazepose import BlazePose
+from faceopt.io import atomic_write_text
+from faceopt.progress import progress
+from faceopt.resources import resource_path
 
 __all__ = [
     "KIND_CARRIED",
@@ -239,7 +243,7 @@ class PseudoLabelStats:
 # Video and background
 # --------------------------------------------------------------------------- #
 def read_frames(video_path: str | Path) -> Iterator[np.ndarray]:
-    """The frames of a video, in order, as BGR ``uint8 HxWx3`` (:func:`faceopt.detection.cdnet.read_video`:
+    """The frames of a video, in order, as BGR ``uint8 HxWx3`` (:func:`faceopt.data.cdnet.read_video`:
     ``FileNotFoundError`` for no file, ``ValueError`` for a file OpenCV cannot read)."""
     return read_video(video_path)
 
@@ -388,7 +392,6 @@ def detect_in_crops(detector: Any, frame: np.ndarray, crops: list[tuple[int, int
     """
     from torchvision.ops import nms
 
-    from faceopt.detection import blazepose as bp
 
     if not crops:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, bp.NUM_KEYPOINTS, 2), np.float32)
@@ -730,17 +733,14 @@ def make_vtest_pseudo_labels(video_path: str | Path | None = None, *, detector: 
         ``({frame index: float32 [N, 4] x1, y1, x2, y2 in frame pixels}, stats)``,
         one entry per frame (``[0, 4]`` when nobody is there).
     """
-    from faceopt.progress import progress
 
     config = VTEST_CONFIG if config is None else config
     if video_path is None:
-        from faceopt.assets import asset_path
 
         video_path = asset_path("vtest.avi")
     if isinstance(detector, str):
         if detector != "blazepose":
             raise ValueError(f"detector must be 'blazepose', a BlazePose module or None, not {detector!r}")
-        from faceopt.detection.blazepose import BlazePose
 
         detector = BlazePose.from_tflite()
     if detector is not None:
@@ -772,7 +772,6 @@ def make_vtest_pseudo_labels(video_path: str | Path | None = None, *, detector: 
 # --------------------------------------------------------------------------- #
 def default_annotation_path() -> Path:
     """The packaged ``annotations/vtest_persons.json`` of :mod:`faceopt.resources` (may not exist yet)."""
-    from faceopt.resources import resource_path
 
     return resource_path("annotations", "vtest_persons.json", must_exist=False)
 
@@ -799,24 +798,7 @@ def save_annotations(path: str | Path, boxes: Mapping[int, np.ndarray], meta: Ma
                       ensure_ascii=False, allow_nan=False)
     body = ",\n".join(f" {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in frames.items())
     text = head[:-2] + ',\n "frames": {\n' + body + ("\n }" if body else "}") + "\n}\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_write_text(path, text)
 
 
 def load_annotations(path: str | Path) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
@@ -865,7 +847,6 @@ def annotation_header(video_path: str | Path, config: PseudoLabelConfig, stats: 
     """The ``meta`` of the committed file: what, how, with which tools, on which video."""
     import torchvision
 
-    from faceopt.assets import ASSETS, sha256_file
 
     vid = Path(video_path)
     cap = cv2.VideoCapture(str(vid))
@@ -915,7 +896,6 @@ def main(argv: list[str] | None = None) -> int:
     config = replace(VTEST_CONFIG, threads=args.threads)
     video = args.video
     if video is None:
-        from faceopt.assets import asset_path
 
         video = asset_path("vtest.avi")
     boxes, stats = make_vtest_pseudo_labels(video, config=config)

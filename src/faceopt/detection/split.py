@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import blazeface as bf
+from faceopt.detection import blazeface as bf
 
 
 @dataclass

@@ -36,15 +36,15 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import mobilenet_v2
-from torchvision.models.detection.ssd import SSD
 from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.ssd import SSD
 from torchvision.models.detection.ssdlite import SSDLiteHead
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.ops.misc import Conv2dNormActivation
 
-from .blazeface import _check_image
-from .split import StageState
+from faceopt.detection.blazeface import _check_image
+from faceopt.detection.split import StageState
 
 C4_BLOCK = 14
 """Index in ``mobilenet_v2.features`` of the block whose expansion output is the stride-16 feature map."""

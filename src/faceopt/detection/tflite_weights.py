@@ -160,7 +160,8 @@ class TFLiteModel:
             if t.scale.size > 1:
                 shape[t.quantized_dimension] = -1
             scale = t.scale.reshape(shape).astype(np.float32)
-            zp = (t.zero_point if t.zero_point is not None else np.zeros(1)).reshape(shape if t.scale.size > 1 else [1] * data.ndim)
+            zp = (t.zero_point if t.zero_point is not None else np.zeros(1)).reshape(
+                shape if t.scale.size > 1 else [1] * data.ndim)
             return (data.astype(np.float32) - zp.astype(np.float32)) * scale
         if data.dtype == np.float16 or data.dtype == np.float64:
             return data.astype(np.float32)

@@ -14,10 +14,10 @@ from typing import Any
 
 from torch import nn
 
-from .iresnet import iresnet
-from .mobiface import MobiFace
-from .mobilefacenet import MobileFaceNet
-from .mobilenetv2 import mobilenetv2
+from faceopt.models.iresnet import iresnet
+from faceopt.models.mobiface import MobiFace
+from faceopt.models.mobilefacenet import MobileFaceNet
+from faceopt.models.mobilenetv2 import mobilenetv2
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .mobilefacenet import ACTIVATIONS, Bottleneck, conv_bn, init_weights
+from faceopt.models.mobilefacenet import ACTIVATIONS, Bottleneck, conv_bn, init_weights
 
 STAGES = ((64, 2), (128, 3), (256, 6))  # (channels at width 1, residual repeats)
 

@@ -290,11 +290,10 @@ class MarginKD(Distiller):
         return ce + self.alpha * self.kd_term(student_emb, labels, t)
 
 
-def _md(copy: bool, mi: bool, freeze: bool) -> Callable[..., Distiller]:
+def _md(*, copy_centres: bool, adaptive_margin: bool, freeze_centres: bool) -> Callable[..., Distiller]:
     def build(sh: MarginHead, th: MarginHead | None, **kw: Any) -> Distiller:
-        return MarginDistillation(
-            sh, _need(th), copy_centres=copy, adaptive_margin=mi, freeze_centres=freeze, **kw
-        )
+        return MarginDistillation(sh, _need(th), copy_centres=copy_centres, adaptive_margin=adaptive_margin,
+                                  freeze_centres=freeze_centres, **kw)
 
     return build
 
@@ -312,13 +311,13 @@ _FACTORY: dict[str, Callable[..., Distiller]] = {
     "triplet_cos": lambda sh, th, **kw: TripletDistillation("cos", student_head=sh, **kw),
     "margin_kd_t4": lambda sh, th, **kw: MarginKD(sh, _need(th), **{"T": 4.0, **kw}),
     "angular": lambda sh, th, **kw: AngularDistillation(sh, **kw),
-    "margin_distillation": _md(True, True, True),
+    "margin_distillation": _md(copy_centres=True, adaptive_margin=True, freeze_centres=True),
     # Table 7 ablation rows (copy centres, m_i instead of m, freeze centres)
-    "copy_mi_freeze": _md(True, True, True),
-    "copy_mi": _md(True, True, False),
-    "copy": _md(True, False, False),
-    "mi": _md(False, True, False),
-    "copy_freeze": _md(True, False, True),
+    "copy_mi_freeze": _md(copy_centres=True, adaptive_margin=True, freeze_centres=True),
+    "copy_mi": _md(copy_centres=True, adaptive_margin=True, freeze_centres=False),
+    "copy": _md(copy_centres=True, adaptive_margin=False, freeze_centres=False),
+    "mi": _md(copy_centres=False, adaptive_margin=True, freeze_centres=False),
+    "copy_freeze": _md(copy_centres=True, adaptive_margin=False, freeze_centres=True),
 }
 DISTILLER_NAMES: tuple[str, ...] = tuple(_FACTORY)
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .metrics import rank1_identification, tar_at_far, verification_accuracy
+from faceopt.recognition.metrics import rank1_identification, tar_at_far, verification_accuracy
 
 
 @torch.no_grad()

@@ -77,8 +77,8 @@ NO_TEACHER_METHODS = ("arcface",)
 RUN_CODE = (
     "faceopt.recognition.experiments", "faceopt.recognition.distillers", "faceopt.recognition.distill",
     "faceopt.recognition.heads", "faceopt.recognition.losses", "faceopt.recognition.evaluate",
-    "faceopt.recognition.metrics", "faceopt.train", "faceopt.config", "faceopt.models.iresnet", "faceopt.models.mobilefacenet", "faceopt.data.synthetic_faces",
-    "faceopt.data.pairs",
+    "faceopt.recognition.metrics", "faceopt.train", "faceopt.config", "faceopt.models.iresnet",
+    "faceopt.models.mobilefacenet", "faceopt.data.synthetic_faces", "faceopt.data.pairs",
 )
 
 
@@ -387,9 +387,10 @@ class EvalSets:
         return cls(**kw)
 
 
-def build_eval_sets(preset: DistillPreset, cache_dir: str | os.PathLike | None = None) -> EvalSets:
+def build_eval_sets(preset: DistillPreset, cache_dir: str | os.PathLike | None = None,
+                    workers: int | None = None) -> EvalSets:
     """LFW-like and AgeDB-like pairs and a MegaFace-like probe/gallery at the preset's size
-    (cached as ``eval-<key>.pt`` in ``cache_dir`` if given)."""
+    (cached as ``eval-<key>.pt`` in ``cache_dir`` if given; rendered on ``workers`` threads)."""
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"eval-{preset.key()}.pt"
@@ -398,14 +399,14 @@ def build_eval_sets(preset: DistillPreset, cache_dir: str | os.PathLike | None =
                 return EvalSets.from_dict(_load_cache(path))
             except KeyError as exc:
                 raise ValueError(f"{path}: not an evaluation cache ({exc} missing); delete it to rebuild") from exc
-    common = {"size": preset.size, "seed": preset.data_seed}
+    common = {"size": preset.size, "seed": preset.data_seed, "workers": workers}
     lfw = lfw_like_pairs({**common, "difficulty": preset.eval_difficulty}, folds=preset.lfw_folds,
                          pairs_per_fold=preset.lfw_pairs_per_fold, seed=preset.data_seed)
     agedb = agedb_like_pairs(common, folds=preset.lfw_folds, pairs_per_fold=preset.agedb_pairs_per_fold,
                              seed=preset.data_seed)
     probe, gallery = megaface_like(preset.megaface_probe_identities, preset.megaface_probe_images,
                                    preset.megaface_distractors, seed=preset.data_seed, size=preset.size,
-                                   difficulty=preset.eval_difficulty)
+                                   difficulty=preset.eval_difficulty, workers=workers)
     lfw_x, _ = lfw.faces.batch(np.arange(len(lfw.faces)))
     age_x, _ = agedb.faces.batch(np.arange(len(agedb.faces)))
     px, py = probe.tensors()
@@ -467,7 +468,8 @@ def margin_histogram(teacher_head: MarginHead, t_emb: torch.Tensor, labels: torc
 
 def training_throughput(model_name: str, *, size: int, batch_size: int = 64, steps: int = 5,
                         options: Mapping[str, Any] | None = None, classes: int = 1000) -> float:
-    """Training images/s of ``model_name`` + ArcFace head on this CPU (a benchmark, not a test)."""
+    """Training images/s of ``model_name`` + ArcFace head on this CPU (a benchmark, not a test;
+    a fixed batch stepped a few times, so not a training and not :func:`faceopt.train.train`)."""
     side: Any = (size, size) if model_name.startswith("mobilefacenet") else size
     net = get_model(model_name, input_size=side, **dict(options or {}))
     model = FaceRecognizer(net, MarginHead(512, classes), CombinedMarginLoss(64.0, 1.0, 0.5, 0.0))

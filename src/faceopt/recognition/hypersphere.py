@@ -54,6 +54,8 @@ class PlanarRun:
 
 def _fit(model: FaceRecognizer, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, seed: int,
          t_emb: torch.Tensor | None = None) -> None:
+    """The 2-D figure's few hundred steps (one-cycle schedule, in-memory batches, milliseconds):
+    a drawing aid, not an experiment, so it does not go through :func:`faceopt.train.train`."""
     g = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=5e-4)

@@ -36,6 +36,7 @@ from faceopt.io import atomic_torch_save, atomic_write_text
 from faceopt.provenance import git_revision
 from faceopt.recognition import experiments as ex
 from faceopt.results import Part
+from faceopt.stats import compare
 
 __all__ = [
     "FORMAT", "StaleRunError", "run_folder", "run_comparison", "run_parallel", "load_runs", "collect",
@@ -119,7 +120,8 @@ def run_comparison(preset: ex.DistillPreset, run_dir: str | os.PathLike, *, meth
     """Train and evaluate what is missing in ``run_folder(preset, run_dir)``; return that folder.
 
     Without ``methods``, ``seeds`` and ``runs`` the whole comparison (``preset.runs()``) and
-    the teacher; otherwise the teacher only if one of the asked runs learns from it. Finished runs (their JSON exists) are skipped. The teacher is
+    the teacher; otherwise the teacher only if one of the asked runs learns from it.
+    Finished runs (their JSON exists) are skipped. The teacher is
     trained once (seed ``preset.data_seed``) and saved as ``teacher.pt`` (weights only, not
     for the repository). ``train_missing=False`` raises :class:`StaleRunError` instead of
     training anything.
@@ -238,7 +240,6 @@ def collect(students: Iterable[Mapping[str, Any]], metric: str) -> dict[str, lis
 
 def comparison_part(values: Mapping[str, Sequence[float]], better: str, worse: str, label: str = "") -> Part:
     """The part "``better`` is above ``worse``" of a claim, from their values over seeds."""
-    from faceopt.stats import compare
 
     return Part.compared(f"{label}{better} > {worse}", compare(values[better], values[worse]))
 
@@ -283,8 +284,8 @@ def run_parallel(preset: ex.DistillPreset, run_dir: str | os.PathLike, *, jobs: 
         _write_json({"format": FORMAT, "preset": preset.to_dict(), "code": code_fingerprint(ex.RUN_CODE)},
                     folder / "config.json")
     t0 = time.perf_counter()
-    ex.render_training_set(preset, cache_dir=folder)
-    ex.build_eval_sets(preset, cache_dir=folder)
+    ex.render_training_set(preset, cache_dir=folder, workers=os.cpu_count())
+    ex.build_eval_sets(preset, cache_dir=folder, workers=os.cpu_count())
     log(f"data rendered in {time.perf_counter() - t0:.0f} s into {folder}")
     todo = [r for r in preset.runs() if not _student_path(folder, *r).exists()]
     early = [r for r in todo if r[0] in ex.NO_TEACHER_METHODS]

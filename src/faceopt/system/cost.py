@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import math
+import os
 import re
 import tempfile
 import time
@@ -22,8 +22,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from ..progress import progress as progress_bar
-from .onnx_export import export_onnx
+from faceopt.models import MODEL_NAMES, get_model
+from faceopt.models.profile import count_macs, count_parameters, settle_batchnorm, size_on_disk_mb
+from faceopt.progress import progress as progress_bar
+from faceopt.system.onnx_export import export_onnx
 
 INPUT_SHAPE = (1, 3, 112, 112)
 
@@ -249,8 +251,6 @@ class ModelCost:
 
 def static_cost(name: str, **options) -> tuple[ModelCost, torch.nn.Module]:
     """Parameters, MACs at 112x112 and state-dict size (MiB) of a zoo model (no timing)."""
-    from ..models import get_model
-    from ..models.profile import count_macs, count_parameters, size_on_disk_mb
 
     torch.manual_seed(0)
     model = get_model(name, **options).eval()
@@ -260,7 +260,6 @@ def static_cost(name: str, **options) -> tuple[ModelCost, torch.nn.Module]:
 def measure_model(name: str, *, threads: Iterable[int] = (1, 2), repeats: int = 20, warmup: int = 3,
                   timed: bool = True, onnx: bool = True, workdir: Path | None = None, **options) -> ModelCost:
     """Build ``name`` from the zoo and measure everything the cost table shows."""
-    from ..models.profile import settle_batchnorm
 
     cost, model = static_cost(name, **options)
     if not timed:
@@ -307,7 +306,6 @@ def fraction_of_peak(cost: ModelCost, key: str, peak_gflops: float) -> float:
 
 def cli_main(argv: list[str]) -> int:
     """``faceopt bench cost``: measure the zoo and write JSON."""
-    from ..models import MODEL_NAMES
 
     parser = argparse.ArgumentParser(prog="faceopt bench", description="benchmarks; JSON out")
     sub = parser.add_subparsers(dest="bench", required=True)

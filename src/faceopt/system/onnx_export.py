@@ -1,11 +1,12 @@
 """Export zoo models to ONNX for onnxruntime."""
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import torch
+
+from faceopt.io import atomic_output
 
 
 def export_onnx(model: torch.nn.Module, path: Path, input_shape: tuple[int, ...] = (1, 3, 112, 112),
@@ -17,18 +18,11 @@ def export_onnx(model: torch.nn.Module, path: Path, input_shape: tuple[int, ...]
     so a failed export leaves nothing behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     model = model.eval()
     x = torch.randn(*input_shape)
     axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["output"],
-                              dynamic_axes=axes, opset_version=opset, dynamo=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_output(path, suffix=".onnx") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["output"],
+                          dynamic_axes=axes, opset_version=opset, dynamo=False)
     return path
