@@ -19,5 +19,6 @@ cat "$OUTDIR/fingerprints.json" | head -4
 timeout --kill-after=5 "${LIMIT_S:-520}" python3 -m faceopt.recognition.runs --preset full --run-dir "$RUNS" --jobs "${JOBS:-14}" --device cuda
 echo "driver exit $?"
 sleep 2
-tar czf "$OUTDIR/md.tgz" -C "$RUNS" --exclude='*.pt' --exclude=ckpt $(cd "$RUNS" && ls -d full-* | grep -v 43685c1ee4)
+KEY=$(python3 -c 'from faceopt.recognition import experiments as ex; print(ex.PRESETS["full"].key())')
+tar czf "$OUTDIR/md.tgz" -C "$RUNS" --exclude='*.pt' --exclude=ckpt "full-$KEY"
 tar tzf "$OUTDIR/md.tgz" | grep -c "students/.*json"
