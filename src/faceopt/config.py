@@ -1,7 +1,8 @@
 """Scale presets, seeds, device choice and paths shared by every chapter.
 
-One source of truth: chapters read their sizes from :data:`SCALES` rather than
-writing numbers into notebook cells.
+The two scales are :data:`ALLOWED_SCALES`; each experiment module holds its own presets
+per scale (e.g. ``faceopt.compress.experiments.PRESETS``), so chapters read their sizes
+from the library rather than writing numbers into notebook cells.
 """
 from __future__ import annotations
 

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceopt.assets import asset_path
+from faceopt.data.images import check_image
 from faceopt.detection.tflite_weights import (
     TFLiteModel,
     TFLiteOp,
@@ -454,24 +455,6 @@ class Letterbox:
         return out
 
 
-def _check_image(image: np.ndarray, color: str) -> None:
-    if color not in ("bgr", "rgb"):
-        raise ValueError(f"color must be 'bgr' or 'rgb', not {color!r}")
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"pass a numpy uint8 HxWx3 image, not {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"pass a uint8 HxWx3 image (values 0..255), got dtype {image.dtype}; "
-                         "for floats in [0, 1] use (img * 255).round().astype(np.uint8)")
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        raise ValueError(f"pass a colour HxWx3 image, got grayscale shape {image.shape}; "
-                         "convert with cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)")
-    if image.ndim == 3 and image.shape[2] == 4:
-        raise ValueError(f"pass an HxWx3 image, got 4 channels {image.shape}; "
-                         "drop alpha with cv2.cvtColor(img, cv2.COLOR_BGRA2BGR) (or RGBA2RGB)")
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"pass a uint8 HxWx3 image, got shape {image.shape}")
-
-
 def preprocess(image: np.ndarray, color: str = "bgr", *, size: int = INPUT_SIZE) -> tuple[torch.Tensor, Letterbox]:
     """MediaPipe ``ImageToTensorCalculator`` for this model: letterbox to 128x128, RGB, ``[-1, 1]``.
 
@@ -479,7 +462,7 @@ def preprocess(image: np.ndarray, color: str = "bgr", *, size: int = INPUT_SIZE)
     detections back.  ``size`` gives another square input (224 for the pose
     detector of :mod:`faceopt.detection.blazepose`, same calculator options).
     """
-    _check_image(image, color)
+    check_image(image, color)
     h, w = image.shape[:2]
     rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color == "bgr" else image
     side = float(max(w, h))

@@ -207,7 +207,7 @@ def collate(batch: Sequence[tuple[torch.Tensor, Target]]) -> tuple[list[torch.Te
 
 
 @dataclass
-class TrainResult:
+class PersonTrainingResult:
     """What :func:`train_person_detector` did: steps run, seconds, and the loss per step."""
 
     steps: int
@@ -225,7 +225,7 @@ def train_person_detector(model: SSD, dataset: VideoPersonDataset, *, steps: int
                           momentum: float = 0.9, warmup_steps: int = 50, seed: int = 0,
                           checkpoint: str | Path | None = None, checkpoint_every: int = 0,
                           time_budget_s: float | None = None,
-                          log: Callable[[str], None] | None = None, log_every: int = 25) -> TrainResult:
+                          log: Callable[[str], None] | None = None, log_every: int = 25) -> PersonTrainingResult:
     """Train ``model`` in place for ``steps`` batches; linear warm-up then cosine decay to 0.
 
     A loop of its own rather than :func:`faceopt.train.train`: AdamW with a warm-up and
@@ -257,7 +257,7 @@ def train_person_detector(model: SSD, dataset: VideoPersonDataset, *, steps: int
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     gen = torch.Generator().manual_seed(seed)
     model.train()
-    result = TrainResult(steps=0, seconds=0.0)
+    result = PersonTrainingResult(steps=0, seconds=0.0)
     order: list[int] = []
     epoch = -1
     start = time.perf_counter()

@@ -43,7 +43,7 @@ from torchvision.models.detection.ssdlite import SSDLiteHead
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.ops.misc import Conv2dNormActivation
 
-from faceopt.detection.blazeface import _check_image
+from faceopt.data.images import check_image
 from faceopt.detection.split import StageState
 
 C4_BLOCK = 14
@@ -237,7 +237,7 @@ class SSDMobileNetV2Split:
 
     def prepare(self, frame_bgr: np.ndarray) -> tuple[torch.Tensor, Resize]:
         """BGR uint8 frame -> network input [1, 3, size, size] (the model's own resize and normalisation)."""
-        _check_image(frame_bgr, "bgr")
+        check_image(frame_bgr, "bgr")
         h, w = frame_bgr.shape[:2]
         image = torch.from_numpy(np.ascontiguousarray(frame_bgr[..., ::-1])).permute(2, 0, 1).float() / 255.0
         images, _ = self.model.transform([image])
