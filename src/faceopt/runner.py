@@ -200,29 +200,63 @@ def check_parameters(stem: str, params: Mapping[str, Any], p: Paths | None = Non
 PAGE_OUTPUTS = ("book/chapters", "book/results", "book/scorecard.md")
 
 
-def busy_note(load: float | None, cores: int | None = None) -> str:
-    """A warning for the page when the machine was busy (1-minute load average above half its cores):
-    timings, and whatever a page chooses by them, may differ on a quiet machine."""
+def busy_note(others: float | None, cores: int | None = None) -> str:
+    """A warning for the page when other processes used more than a quarter of the machine's CPU
+    time while it ran (``others``: their share, see :class:`OtherLoad`): timings, and whatever a
+    page chooses by them, may differ on a quiet machine."""
     cores = cores or os.cpu_count() or 1
-    if load is None or load <= 0.5 * cores:
+    if others is None or others <= 0.25:
         return ""
-    return (f" The machine was busy while this page ran (load average {load:.1f} on {cores} cores): its timings, "
-            "and any setting chosen by them, may differ on a quiet machine.")
+    return (f" Other processes used {others:.0%} of the machine's {cores} cores while this page ran: its "
+            "timings, and any setting chosen by them, may differ on a quiet machine.")
 
 
-def load_average() -> float | None:
-    """The 1-minute load average, where the system reports one."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
+class OtherLoad:
+    """The share of the machine's CPU time that processes other than this one and its children
+    (the chapter's kernel) used between :meth:`start` and :meth:`stop`; ``None`` where the system
+    does not report CPU time (no ``/proc/stat``)."""
+
+    def start(self) -> OtherLoad:
+        self._t0, self._mine0 = self._system(), self._mine()
+        self._wall0 = time.perf_counter()
+        return self
+
+    def stop(self) -> float | None:
+        t1 = self._system()
+        if t1 is None or self._t0 is None:
+            return None
+        wall = time.perf_counter() - self._wall0
+        cores = os.cpu_count() or 1
+        if wall <= 0:
+            return None
+        busy = (t1 - self._t0) - (self._mine() - self._mine0)
+        return max(0.0, min(1.0, busy / (wall * cores)))
+
+    @staticmethod
+    def _system() -> float | None:
+        """Busy CPU seconds of the whole machine since boot (all cores), from /proc/stat."""
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        except (OSError, IndexError):
+            return None
+        ticks = [int(v) for v in fields]
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+        return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _mine() -> float:
+        """CPU seconds of this process and its finished children (the kernel, once shut down)."""
+        import resource
+
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def provenance_markdown(scale: str, params: Mapping[str, Any], wall_s: float, root: Path,
-                        declared: Mapping[str, Any] | None = None, load: float | None = None) -> str:
+                        declared: Mapping[str, Any] | None = None, others: float | None = None) -> str:
     """The box every page shows: scale, the data really used, parameters, the machine that rendered the
     page and the machines of any cached heavy step it read, the git revision and the wall time; a
-    warning if the machine was busy (``load``: the highest load average seen during the run)."""
+    warning if the machine was busy (``others``: the CPU share other processes used during the run)."""
     declared = declared or {}
     data = declared.get("data") or f"`{params.get('data', 'synthetic')}`"
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -237,7 +271,7 @@ def provenance_markdown(scale: str, params: Mapping[str, Any], wall_s: float, ro
         f"```{{admonition}} How this page was produced\n"
         f"Scale **{scale}**; data: {data}{extra_text}. Rendered on {machine_description()}; "
         f"revision `{git_revision(root, ignore=PAGE_OUTPUTS)}`; wall time {wall_s:.0f} s; {when}.{cached}"
-        f"{busy_note(load)}\n```"
+        f"{busy_note(others)}\n```"
     )
 
 
@@ -308,7 +342,7 @@ def run_chapter(
         executed = work / f"{stem}.ipynb"
         nbformat.write(nb, src)
         log(f"[{stem}] running at scale={scale} ...")
-        start, load_start = time.perf_counter(), load_average()
+        start, other_load = time.perf_counter(), OtherLoad().start()
         try:
             papermill.execute_notebook(
                 str(src),
@@ -329,11 +363,10 @@ def run_chapter(
             ) from None
         wall = time.perf_counter() - start
         out = nbformat.read(executed, as_version=4)
-        loads = [v for v in (load_start, load_average()) if v is not None]
-        box = provenance_markdown(scale, parameters, wall, p.root, read_declarations(declarations),
-                                  load=max(loads) if loads else None)
-        if busy_note(max(loads) if loads else None):
-            print(f"[{stem}] warning:{busy_note(max(loads))}", file=sys.stderr)
+        others = other_load.stop()
+        box = provenance_markdown(scale, parameters, wall, p.root, read_declarations(declarations), others=others)
+        if busy_note(others):
+            print(f"[{stem}] warning:{busy_note(others)}", file=sys.stderr)
         banner = nbformat.v4.new_markdown_cell(box)
         banner.metadata["tags"] = ["provenance"]
         out.cells.insert(1, banner)
