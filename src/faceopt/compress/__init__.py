@@ -1,1 +1,1 @@
-"""Compression: pruning, quantisation, INT8 deployment (thesis chapter 1)."""
+"""Compression: pruning, quantisation, INT8 deployment (thesis Chapter 1, page 02)."""

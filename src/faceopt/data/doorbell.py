@@ -1,4 +1,4 @@
-"""A door-phone scene with exact ground truth, for the face-detector experiments of chapter 2.
+"""A door-phone scene with exact ground truth, for the face-detector experiments of thesis Chapter 2 (page 03).
 
 A fixed camera looks at a wall. Real faces (grey LFW crops from scikit-image, upscaled)
 walk into view, stop, and leave; between visits the scene is empty, which is when an

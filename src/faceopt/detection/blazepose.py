@@ -56,7 +56,7 @@ centre, 3 an upper-body scale point.  MediaPipe turns a detection into the
 side ``2 * |kp1 - kp0|``, then ``RectTransformationCalculator`` x1.25).
 :func:`person_box_from_keypoints` gives the axis-aligned version of that square;
 :meth:`BlazePose.detect` returns it (``box="full_body"``, scale 1.0, the default,
-since Chapter 2 evaluates person boxes) or the detector's box
+since thesis Chapter 2 evaluates person boxes) or the detector's box
 (``box="detector"``).  Non-maximum suppression always runs on the detector's
 boxes, as in MediaPipe.
 """

@@ -1,4 +1,4 @@
-"""Grid experiments of chapter 2 without re-running the detector for every setting.
+"""Grid experiments of thesis Chapter 2 (page 03) without re-running the detector for every setting.
 
 The expensive parts of AmphibianDetector do not depend on the threshold: the feature
 map at layer m of every frame and the detector's boxes on every frame. We compute them

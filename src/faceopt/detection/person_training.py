@@ -1,4 +1,4 @@
-"""Training an SSDlite-MobileNetV2 person detector on one fixed-camera video (thesis, chapter 2).
+"""Training an SSDlite-MobileNetV2 person detector on one fixed-camera video (thesis Chapter 2, page 03).
 
 The detector is :func:`~faceopt.detection.ssd_mobilenetv2.build_ssd_mobilenetv2` with
 anchors for small people. How torchvision (0.29) places anchors, read from its source:

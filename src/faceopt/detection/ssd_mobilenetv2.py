@@ -1,4 +1,4 @@
-"""SSD with a MobileNetV2 backbone (thesis, chapter 2), trainable, and its AmphibianDetector split.
+"""SSD with a MobileNetV2 backbone (thesis Chapter 2, page 03), trainable, and its AmphibianDetector split.
 
 Layout: SSDlite as torchvision assembles ``ssdlite320_mobilenet_v3_large``, with
 MobileNetV2 in place of MobileNetV3. It is also the layout of the MobileNetV2 paper

@@ -1,4 +1,4 @@
-"""Student training losses compared in thesis Chapter 3 (Tables 5 and 7).
+"""Student training losses compared in thesis Chapter 3 (page 04; Tables 5 and 7).
 
 Every distiller is an ``nn.Module`` with ``loss(student_emb, labels, teacher_emb) -> scalar``
 (``forward`` is the same). ``student_emb`` are the student's raw embeddings ``[B, D]``,

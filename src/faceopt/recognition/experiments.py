@@ -1,4 +1,4 @@
-"""Thesis Chapter 3 experiments: teacher, students under every distiller, Tables 5 to 7.
+"""Thesis Chapter 3 (page 04) experiments: teacher, students under every distiller, Tables 5 to 7.
 
 The pipeline (one direction, every step cached in a run directory so that a stopped run
 resumes and a finished one is read back instead of retrained):

@@ -1,4 +1,4 @@
-"""The cache of thesis Chapter 3's trainings: one JSON per run, keyed by settings and code.
+"""The cache of thesis Chapter 3's (page 04) trainings: one JSON per run, keyed by settings and code.
 
 :func:`run_comparison` trains and evaluates what is missing of a
 :class:`~faceopt.recognition.experiments.DistillPreset`'s comparison and writes one JSON
