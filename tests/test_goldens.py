@@ -84,3 +84,10 @@ def test_every_golden_claim_has_a_tolerance_with_a_reason():
     for chapter, claims in recorded.items():
         assert claims == set(tolerances.get(chapter, {})), f"tests/golden/tolerances.yml for {chapter}"
     assert set(tolerances) <= set(recorded)
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_golden_holds_no_one_time_messages(stem):
+    """A golden made while an asset was being fetched would expect that message on every run."""
+    text = (GOLDEN / f"{stem}.ipynb").read_text()
+    assert "fetching asset" not in text, f"regenerate tests/golden/{stem}.ipynb with the assets in data/cache"
