@@ -52,7 +52,7 @@ from faceopt.data.pedestrian import pedestrian_scene
 from faceopt.detection import experiments as ex
 from faceopt.detection.amphibian import AmphibianDetector
 from faceopt.detection.blazeface import BlazeFace
-from faceopt.detection.figures import grid_heatmaps, motion_strip
+from faceopt.detection.figures import gate_versus_pixel, grid_heatmaps, motion_strip
 from faceopt.detection.metrics import mean_average_precision
 from faceopt.detection.person_training import load_person_detector
 from faceopt.detection.pseudo_labels import default_annotation_path, load_annotations
@@ -245,16 +245,7 @@ plt.show()
 # %% tags=["machine-dependent"]
 pixel, pixel_best = door.pixel, door.pixel_best
 ours = grid[grid.layer == chosen_layer]
-fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-axes[0].plot(ours["threshold"], ours["mAP"], "o-", label=f"AmphibianDetector, m={chosen_layer}")
-axes[0].axhline(door.map_alone_tuning, color="grey", ls="--", label="detector alone")
-axes[0].set(xlabel="threshold lambda", ylabel="mAP@0.5 (tuning frames)", title="AmphibianDetector")
-axes[1].plot(pixel["threshold"], pixel["mAP"], "-", color="C1", label="pixel L2 baseline")
-axes[1].axvline(2500, color="C1", ls=":", lw=1, label="the thesis's largest threshold")
-axes[1].axhline(door.map_alone_tuning, color="grey", ls="--", label="detector alone")
-axes[1].set(xlabel="threshold (squared L2)", title="Pixel-space baseline")
-for ax in axes:
-    ax.legend()
+gate_versus_pixel(door, "AmphibianDetector", "Pixel-space baseline")
 plt.show()
 print(f"searched: {len(grid)} gate settings and {len(pixel)} pixel thresholds (0 to {pixel['threshold'].max():,.0f}); "
       f"best on the tuning frames: gate {best['mAP']:.3f} (m={int(best['layer'])}, lambda={best['threshold']:.2f}), "
@@ -360,22 +351,7 @@ ped.candidates.assign(**{"test mAP - detector alone": ped.candidates["test mAP"]
     ["layer", "threshold"]).sort_index()
 
 # %% tags=["machine-dependent"]
-ped_ours = ped.grid[ped.grid.layer == ped_layer]
-fig, axes = plt.subplots(1, 3, figsize=(16, 4))
-axes[0].plot(ped_ours["threshold"], ped_ours["mAP"], "o-", label=f"AmphibianDetector, m={ped_layer}")
-axes[0].axhline(ped.map_alone_tuning, color="grey", ls="--", label="detector alone")
-axes[0].set(xlabel="threshold lambda", ylabel="mAP@0.5 (tuning frames)", title="feature-map gate (Fig. 2.5)")
-axes[1].plot(ped_pixel["threshold"], ped_pixel["mAP"], "-", color="C1", label="pixel L2 baseline")
-axes[1].axvline(2500, color="C1", ls=":", lw=1, label="the thesis's largest threshold")
-axes[1].axhline(ped.map_alone_tuning, color="grey", ls="--", label="detector alone")
-axes[1].set(xlabel="threshold (squared L2)", title="pixel-space gate")
-axes[1].sharey(axes[0])
-axes[2].plot(ped_ours["threshold"], ped_ours["ms per frame"], "o-", label=f"AmphibianDetector, m={ped_layer}")
-axes[2].axhline(1e3 * ped.times.detector_alone, color="grey", ls="--", label="detector alone")
-axes[2].set(xlabel="threshold lambda", ylabel="ms per frame", title="modelled ms per frame (Fig. 2.6)")
-for ax in axes:
-    ax.legend()
-plt.tight_layout()
+gate_versus_pixel(ped, "feature-map gate (Fig. 2.5)", "pixel-space gate", time_panel=True)
 plt.show()
 
 # %% tags=["nbval-ignore-output"]

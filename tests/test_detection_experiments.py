@@ -205,3 +205,26 @@ def test_study_scene_chooses_on_tuning_frames_and_scores_on_test_frames(scene):
             replay_gate(test_cache, int(r.layer), r.threshold, 0.9).predictions, gt[10:])
 
 
+
+
+def test_gate_versus_pixel_draws_the_chosen_layer_and_the_pixel_sweep():
+    from types import SimpleNamespace
+
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    from faceopt.detection.figures import gate_versus_pixel
+
+    grid = pd.DataFrame({"layer": [1, 1, 2, 2], "threshold": [0.1, 0.2, 0.1, 0.2], "mAP": [0.5, 0.6, 0.7, 0.8],
+                         "ms per frame": [3.0, 2.5, 2.0, 1.5]})
+    pixel = pd.DataFrame({"threshold": [0.0, 5000.0], "mAP": [0.4, 0.9]})
+    study = SimpleNamespace(grid=grid, pixel=pixel, chosen_setting=(2, 0.1), map_alone_tuning=0.45,
+                            times=StageTimes(0.0, {2: 1.0}, {2: 1.0}, 0.0, {2: 0.0}))
+    fig = gate_versus_pixel(study, "gate", "pixel", time_panel=True)
+    gate_ax, pixel_ax, time_ax = fig.axes
+    assert list(gate_ax.lines[0].get_ydata()) == [0.7, 0.8]          # layer 2 only
+    assert list(pixel_ax.lines[0].get_xdata()) == [0.0, 5000.0]
+    assert list(time_ax.lines[0].get_ydata()) == [2.0, 1.5]
+    assert gate_ax.get_shared_y_axes().joined(gate_ax, pixel_ax)
+    assert len(gate_versus_pixel(study, "gate", "pixel").axes) == 2

@@ -53,3 +53,28 @@ def grid_heatmaps(grid: Any, title: str) -> plt.Figure:
     axes[1].set_title("mean frame time over m and threshold")
     fig.tight_layout()
     return fig
+
+
+def gate_versus_pixel(study: Any, gate_title: str, pixel_title: str, *, time_panel: bool = False) -> plt.Figure:
+    """Figure 2.5 (and 2.6 with ``time_panel``) from a :class:`~faceopt.detection.experiments.SceneStudy`:
+    the feature-map gate's tuning mAP against lambda at the chosen layer, the pixel gate's against
+    its threshold (same y-axis, the thesis's largest threshold marked), and the modelled time."""
+    layer, _ = study.chosen_setting
+    ours, pixel = study.grid[study.grid.layer == layer], study.pixel
+    fig, axes = plt.subplots(1, 3 if time_panel else 2, figsize=(16 if time_panel else 12, 4))
+    axes[0].plot(ours["threshold"], ours["mAP"], "o-", label=f"AmphibianDetector, m={layer}")
+    axes[0].set(xlabel="threshold lambda", ylabel="mAP@0.5 (tuning frames)", title=gate_title)
+    axes[1].plot(pixel["threshold"], pixel["mAP"], "-", color="C1", label="pixel L2 baseline")
+    axes[1].axvline(2500, color="C1", ls=":", lw=1, label="the thesis's largest threshold")
+    axes[1].set(xlabel="threshold (squared L2)", title=pixel_title)
+    axes[1].sharey(axes[0])
+    for ax in axes[:2]:
+        ax.axhline(study.map_alone_tuning, color="grey", ls="--", label="detector alone")
+    if time_panel:
+        axes[2].plot(ours["threshold"], ours["ms per frame"], "o-", label=f"AmphibianDetector, m={layer}")
+        axes[2].axhline(1e3 * study.times.detector_alone, color="grey", ls="--", label="detector alone")
+        axes[2].set(xlabel="threshold lambda", ylabel="ms per frame", title="modelled ms per frame (Fig. 2.6)")
+    for ax in axes:
+        ax.legend()
+    fig.tight_layout()
+    return fig
