@@ -9,7 +9,7 @@ Examples::
     faceopt assets fetch vtest.avi
     faceopt bench cost --models mobilefacenet iresnet50 --json cost.json
     faceopt train --demo --max-steps 4 --out runs/demo
-    faceopt distill --preset full --run-dir src/faceopt/resources/runs/margin_distillation --jobs 12
+    faceopt distill --preset full --run-dir src/faceopt/resources/runs/margin_distillation --jobs 15
 """
 from __future__ import annotations
 

@@ -365,8 +365,9 @@ def run_chapter(
         out = nbformat.read(executed, as_version=4)
         others = other_load.stop()
         box = provenance_markdown(scale, parameters, wall, p.root, read_declarations(declarations), others=others)
-        if busy_note(others):
-            print(f"[{stem}] warning:{busy_note(others)}", file=sys.stderr)
+        note = busy_note(others)
+        if note:
+            print(f"[{stem}] warning:{note}", file=sys.stderr)
         banner = nbformat.v4.new_markdown_cell(box)
         banner.metadata["tags"] = ["provenance"]
         out.cells.insert(1, banner)

@@ -15,7 +15,7 @@ From a shell, ``faceopt distill`` (or ``python -m faceopt.recognition.runs``). `
 runs N trainings at a time on one GPU: the teacher and the ArcFace students (which need no
 teacher) first, then the other students, each process with one CPU thread::
 
-    faceopt distill --preset full --run-dir src/faceopt/resources/runs/margin_distillation --jobs 12
+    faceopt distill --preset full --run-dir src/faceopt/resources/runs/margin_distillation --jobs 15
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import torch
 from faceopt.config import resolve_device
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_torch_save, atomic_write_text
-from faceopt.provenance import git_revision
+from faceopt.provenance import git_revision, machine_description
 from faceopt.recognition import experiments as ex
 from faceopt.results import Part
 from faceopt.stats import compare
@@ -64,6 +64,13 @@ def _write_json(obj: Any, path: Path) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
 
 
+def _write_config(folder: Path, preset: ex.DistillPreset) -> None:
+    """``config.json``: the preset and the code fingerprint the folder's key stands for (written once)."""
+    if not (folder / "config.json").exists():
+        _write_json({"format": FORMAT, "preset": preset.to_dict(), "code": code_fingerprint(ex.RUN_CODE)},
+                    folder / "config.json")
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         d = json.loads(path.read_text())
@@ -77,7 +84,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _made_by(device: str) -> dict[str, str]:
     """Who made a record: machine, torch version, git revision and the code's fingerprint."""
-    machine = torch.cuda.get_device_name(0) if device == "cuda" else f"{os.cpu_count()} CPU cores"
+    machine = torch.cuda.get_device_name(0) if device == "cuda" else machine_description()
     return {"machine": machine, "torch": torch.__version__, "git_rev": git_revision(_REPO),
             "code": code_fingerprint(ex.RUN_CODE)}
 
@@ -109,8 +116,8 @@ def _missing_message(preset: ex.DistillPreset, run_dir: Path, missing: Sequence[
         except (OSError, ValueError):
             pass
         msg += f" {other.name} holds runs made by {made}; they are not used for this code."
-    return (msg + f" Regenerate them with `faceopt distill --preset {preset.name} --run-dir {run_dir} --jobs 12` "
-            "(about 10 minutes on one GPU; many hours on a CPU), or run the chapter at smoke scale.")
+    return (msg + f" Regenerate them with `faceopt distill --preset {preset.name} --run-dir {run_dir} --jobs 15` "
+            "(about 6 minutes on one GPU; many hours on a CPU), or run the chapter at smoke scale.")
 
 
 def run_comparison(preset: ex.DistillPreset, run_dir: str | os.PathLike, *, methods: Iterable[str] | None = None,
@@ -141,9 +148,7 @@ def run_comparison(preset: ex.DistillPreset, run_dir: str | os.PathLike, *, meth
         raise StaleRunError(_missing_message(preset, run_dir, missing))
     dev = resolve_device(device)
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / "config.json").exists():
-        _write_json({"format": FORMAT, "preset": preset.to_dict(), "code": code_fingerprint(ex.RUN_CODE)},
-                    folder / "config.json")
+    _write_config(folder, preset)
     t0 = time.perf_counter()
     images, labels = ex.render_training_set(preset, cache_dir=folder)
     log(f"training images: {len(images)} ({preset.identities} identities), {time.perf_counter() - t0:.1f} s")
@@ -280,9 +285,7 @@ def run_parallel(preset: ex.DistillPreset, run_dir: str | os.PathLike, *, jobs: 
     dev = resolve_device(device)
     folder = run_folder(preset, run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / "config.json").exists():
-        _write_json({"format": FORMAT, "preset": preset.to_dict(), "code": code_fingerprint(ex.RUN_CODE)},
-                    folder / "config.json")
+    _write_config(folder, preset)
     t0 = time.perf_counter()
     ex.render_training_set(preset, cache_dir=folder, workers=os.cpu_count())
     ex.build_eval_sets(preset, cache_dir=folder, workers=os.cpu_count())
