@@ -49,13 +49,13 @@ from faceopt.assets import require
 from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.data.doorbell import DoorbellConfig, doorbell_scene
 from faceopt.data.pedestrian import pedestrian_scene
+from faceopt.data.person_boxes import default_annotation_path, load_annotations
 from faceopt.detection import experiments as ex
 from faceopt.detection.amphibian import AmphibianDetector
 from faceopt.detection.blazeface import BlazeFace
 from faceopt.detection.figures import gate_versus_pixel, grid_heatmaps, motion_strip
 from faceopt.detection.metrics import mean_average_precision
 from faceopt.detection.person_training import load_person_detector
-from faceopt.detection.pseudo_labels import default_annotation_path, load_annotations
 from faceopt.detection.split import BlazeFaceSplit
 from faceopt.detection.ssd_mobilenetv2 import SSDMobileNetV2Split
 from faceopt.resources import resource_path
@@ -213,19 +213,11 @@ print(f"best mAP per modelled ms: m={int(best_ratio['layer'])}, lambda={best_rat
 # keeps (green) and drops (red):
 
 # %% tags=["machine-dependent"]
-amph = AmphibianDetector(detector, chosen_layer, chosen_threshold, preset.alpha)
-amph.reset(frames[0])
-diffs, kept, dropped = {}, {}, {}
-for t, frame in enumerate(frames):
-    boxes, _ = amph.process(frame)
-    if t in show:
-        diffs[t] = amph.last_diff.numpy()
-        kept[t] = boxes
-        all_boxes = cache.boxes[t] if not amph.stats.static[-1] else np.zeros((0, 4))
-        dropped[t] = np.array([b for b in all_boxes if not any(np.allclose(b, k) for k in boxes)]).reshape(-1, 4)
-fig = motion_strip([frames[t] for t in show], [diffs[t] for t in show], [kept[t] for t in show],
-                   [dropped[t] for t in show], [gt[t] for t in show],
-                   [f"frame {t}: {'static, stopped' if amph.stats.static[t] else 'motion'}" for t in show])
+shots = ex.gate_snapshots(AmphibianDetector(detector, chosen_layer, chosen_threshold, preset.alpha), frames,
+                          cache.boxes, show)
+fig = motion_strip([frames[t] for t in show], [shots[t].diff for t in show], [shots[t].kept for t in show],
+                   [shots[t].dropped for t in show], [gt[t] for t in show],
+                   [f"frame {t}: {'static, stopped' if shots[t].static else 'motion'}" for t in show])
 plt.show()
 
 # %% [markdown]

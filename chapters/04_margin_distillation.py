@@ -49,10 +49,11 @@ from faceopt import provenance, results
 from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.data.synthetic_faces import SyntheticFaces, sample_grid
 from faceopt.recognition import experiments as ex
-from faceopt.recognition import runs
-from faceopt.recognition.hypersphere import angles, class_spread, planar_run
+from faceopt.recognition import runs, tables
+from faceopt.recognition.figures import PLANAR_TITLES, margin_histograms, planar_circles, seed_points
+from faceopt.recognition.hypersphere import class_spread, planar_run
+from faceopt.recognition.tables import LABEL, METRICS
 from faceopt.resources import resource_path
-from faceopt.stats import compare
 
 check_scale(scale)
 check_choice("data", data, ("synthetic",))
@@ -133,25 +134,12 @@ plt.tight_layout()
 
 # %% tags=["machine-dependent"]
 planar = planar_run(seed=seed)
-fig, axes = plt.subplots(1, 4, figsize=(15, 4.2), subplot_kw={"projection": "polar"})
-palette = sns.color_palette("tab10", planar.centres["teacher"].shape[0])
-titles = {"no_margin": "teacher's net, no margin (m = 0)", "teacher": "teacher (ArcFace, m = 0.5)",
-          "arcface": "student, ArcFace alone", "margin_distillation": "student, MarginDistillation"}
-for ax, (name, title) in zip(axes, titles.items()):
-    th = angles(planar.embeddings[name])
-    r = 1.0 + 0.12 * np.random.default_rng(0).random(len(th))
-    ax.scatter(th, r, c=[palette[k] for k in planar.labels], s=10, alpha=0.8)
-    for k, c in enumerate(angles(planar.centres[name])):
-        ax.plot([c, c], [0, 1.25], color=palette[k], lw=2)
-    ax.set_ylim(0, 1.3)
-    ax.set_yticklabels([])
-    ax.set_title(title, pad=12)
-plt.tight_layout()
+fig = planar_circles(planar)
 acc = {k: float(((planar.embeddings[k] @ planar.centres[k].T).argmax(1) == planar.labels).mean())
-       for k in titles}
+       for k in PLANAR_TITLES}
 print("training accuracy by nearest centre:", {k: round(v, 3) for k, v in acc.items()})
 print("mean angle to the class's mean direction (degrees):",
-      {k: round(class_spread(planar.embeddings[k], planar.labels), 1) for k in titles})
+      {k: round(class_spread(planar.embeddings[k], planar.labels), 1) for k in PLANAR_TITLES})
 print(f"student centres equal the teacher's under MarginDistillation: "
       f"{np.allclose(planar.centres['margin_distillation'], planar.centres['teacher'])}")
 
@@ -235,8 +223,7 @@ print(f"{len(students)} student runs + teacher from {folder.name} in {time.perf_
       f"trained on: {made_by}")
 
 # %%
-metrics = {"lfw": "LFW-like", "agedb": "AgeDB-like", "megaface_rank1": "MegaFace-like rank-1"}
-values = {k: runs.collect(students, k) for k in metrics}
+values = {k: runs.collect(students, k) for k in METRICS}
 print(f"teacher: {teacher['train']['steps']} steps; students: {students[0]['train']['steps']} steps; "
       f"evaluation: {teacher['eval_sizes']}")
 
@@ -248,17 +235,8 @@ print(f"teacher: {teacher['train']['steps']} steps; students: {students[0]['trai
 # training batches, and the margins $m_i$ they give:
 
 # %% tags=["machine-dependent"]
-def bar_hist(ax, counts, edges, color, xlabel):
-    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=color, alpha=0.85)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("images")
-
-
 hist = teacher["margins"]
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-bar_hist(axes[0], hist["a_counts"], hist["a_edges"], "tab:blue", r"teacher cosine $a_i$ to the true centre")
-bar_hist(axes[1], hist["m_counts"], hist["m_edges"], "tab:orange", r"margin $m_i$")
-plt.tight_layout()
+fig = margin_histograms(hist)
 print(f"mean a_i {hist['a_mean']:.3f}; mean m_i {hist['m_mean']:.3f}; share of m_i below 0.3: {hist['m_below_0.3']:.1%}")
 
 # %% [markdown]
@@ -276,27 +254,7 @@ print(f"mean a_i {hist['a_mean']:.3f}; mean m_i {hist['m_mean']:.3f}; share of m
 
 # %% tags=["machine-dependent"]
 THESIS = {cid: c.thesis for cid, c in results.load_claims().items() if cid.startswith(("T5", "T6", "T7"))}
-LABEL = {"teacher": "teacher (ArcFace)", "arcface": "student: ArcFace", "triplet_l2": "triplet distillation, L2",
-         "triplet_cos": "triplet distillation, cos", "margin_kd_t4": "margin-based KD, T=4",
-         "angular": "angular distillation", "margin_distillation": "MarginDistillation",
-         "copy_mi_freeze": "copy + m_i + freeze", "copy_mi": "copy + m_i", "copy": "copy",
-         "mi": "m_i", "copy_freeze": "copy + freeze"}
-THESIS_KEY = {"teacher": "teacher", "arcface": "student_arcface"}
-
-
-def cell(vals):
-    return f"{np.mean(vals):.2f} ± {np.std(vals, ddof=1):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
-
-
-rows = []
-for m in ("teacher", *ex.TABLE5_METHODS):
-    row = {"method": LABEL[m]}
-    for k, thesis_key in (("lfw", "lfw"), ("agedb", "agedb30")):
-        v = [teacher["metrics"][k]] if m == "teacher" else values[k][m]
-        row[f"{metrics[k]} %"] = cell(v)
-        row[f"thesis {thesis_key} %"] = THESIS["T5-verification"][thesis_key][THESIS_KEY.get(m, m)]
-    rows.append(row)
-table5 = pd.DataFrame(rows).set_index("method")
+table5 = tables.verification_table(teacher, values, THESIS["T5-verification"])
 table5
 
 # %% [markdown]
@@ -307,12 +265,7 @@ table5
 # people (MegaFace pads with a million; the full scale here uses 10,000 at 32 px).
 
 # %% tags=["machine-dependent"]
-rows = []
-for m in ("teacher", *ex.TABLE5_METHODS):
-    v = [teacher["metrics"]["megaface_rank1"]] if m == "teacher" else values["megaface_rank1"][m]
-    rows.append({"method": LABEL[m], "MegaFace-like rank-1 %": cell(v),
-                 "thesis MegaFace %": THESIS["T6-identification"][THESIS_KEY.get(m, m)]})
-table6 = pd.DataFrame(rows).set_index("method")
+table6 = tables.identification_table(teacher, values, THESIS["T6-identification"])
 table6
 
 # %% [markdown]
@@ -324,12 +277,7 @@ table6
 # LFW-like accuracy is close to saturation.
 
 # %% tags=["machine-dependent"]
-rows = []
-for m in ex.TABLE7_METHODS:
-    src = ex.ALIASES.get(m, m)
-    rows.append({"parts": LABEL[m], **{f"{metrics[k]} %": cell(values[k][src]) for k in metrics},
-                 "thesis LFW %": THESIS["T7-ablation"][m]})
-table7 = pd.DataFrame(rows).set_index("parts")
+table7 = tables.ablation_table(values, THESIS["T7-ablation"])
 table7
 
 # %% [markdown]
@@ -338,19 +286,8 @@ table7
 # MarginDistillation, has five seeds, the other methods three.
 
 # %%
-long = pd.DataFrame([{"method": LABEL[s["method"]], "metric": metrics[k], "value": s["metrics"][k], "seed": s["seed"]}
-                     for s in students for k in metrics])
 order = [LABEL[m] for m in (*ex.TABLE5_METHODS, *ex.METHODS[len(ex.TABLE5_METHODS):])]
-fig, axes = plt.subplots(1, len(metrics), figsize=(13, 4.6), sharey=True)
-for ax, (k, name) in zip(axes, metrics.items()):
-    d = long[long.metric == name]
-    sns.pointplot(data=d, x="value", y="method", order=order, errorbar="sd", linestyle="none", color="black",
-                  markers="|", markersize=14, err_kws={"linewidth": 1}, ax=ax)
-    sns.stripplot(data=d, x="value", y="method", order=order, color="tab:blue", alpha=0.7, size=5, jitter=0.15, ax=ax)
-    ax.axvline(teacher["metrics"][k], color="tab:red", ls="--", lw=1, label="teacher")
-    ax.set(title=name, xlabel="%", ylabel="")
-axes[0].legend(loc="lower left")
-plt.tight_layout()
+fig = seed_points(tables.seed_frame(students), {METRICS[k]: teacher["metrics"][k] for k in METRICS}, order)
 
 # %% [markdown]
 # ## Is the difference bigger than the noise?
@@ -365,44 +302,30 @@ plt.tight_layout()
 # cannot be compared with numbers on synthetic faces, so no part has a size here.
 
 # %% tags=["machine-dependent"]
-for k, name in metrics.items():
-    print(name)
-    for m in ex.METHODS:
-        if m != "margin_distillation":
-            print(f"  MarginDistillation vs {LABEL[m]:<26}", compare(values[k]["margin_distillation"], values[k][m]).text("%"))
+print("\n".join(tables.comparison_lines(values)))
 
 # %% tags=["machine-dependent"]
-mean = {k: {m: float(np.mean(v)) for m, v in values[k].items()} for k in metrics}
-ablation = {k: {m: values[k][ex.ALIASES.get(m, m)] for m in ex.TABLE7_METHODS} for k in metrics}
-t5_parts = [p for k in ("lfw", "agedb") for p in runs.winner_parts(values[k], label=f"{metrics[k]}: ")]
-t6_parts = (runs.winner_parts(values["megaface_rank1"], label="rank-1: ")
-            + [runs.comparison_part(values["megaface_rank1"], "arcface", t, "rank-1: ") for t in ("triplet_l2", "triplet_cos")])
-t7_by_metric = {k: runs.winner_parts(ablation[k], target="copy_mi_freeze", rivals=ex.TABLE7_METHODS, label=f"{metrics[k]}: ")
-                + [runs.comparison_part(ablation[k], "copy_freeze", "copy", f"{metrics[k]}: ")]
-                + [runs.comparison_part(ablation[k], m, "copy_mi", f"{metrics[k]}: ")
-                   for m in ex.TABLE7_METHODS if m not in ("copy_mi", "copy_mi_freeze")]
-                for k in metrics}
-parts = pd.DataFrame([{"claim": claim, **row} for claim, ps in (("T5", t5_parts), ("T6", t6_parts),
-                                                                ("T7", [p for v in t7_by_metric.values() for p in v]))
-                      for row in results.parts_table(ps)]).set_index(["claim", "part"])
-parts
+mean = {k: {m: float(np.mean(v)) for m, v in values[k].items()} for k in METRICS}
+ablation = tables.ablation_values(values)
+claim = tables.claim_parts(values)
+claim.table()
 
 # %% tags=["machine-dependent"]
 n = {"headline": len(preset.seeds) + len(preset.headline_seeds), "others": len(preset.seeds)}
 results.record(
-    "T5-verification", chapter=CHAPTER, scale=scale, data=DATA, parts=t5_parts,
+    "T5-verification", chapter=CHAPTER, scale=scale, data=DATA, parts=claim.verification,
     measured={"lfw_like": {"teacher": teacher["metrics"]["lfw"], **mean["lfw"]},
               "agedb_like": {"teacher": teacher["metrics"]["agedb"], **mean["agedb"]}, "seeds": n},
     note=f"means over {n['headline']} seeds (ArcFace student, MarginDistillation) and {n['others']} (the others); "
          "parts: MarginDistillation above each method on LFW-like and AgeDB-like")
 results.record(
-    "T6-identification", chapter=CHAPTER, scale=scale, data=DATA, parts=t6_parts,
+    "T6-identification", chapter=CHAPTER, scale=scale, data=DATA, parts=claim.identification,
     measured={"megaface_like_rank1": {"teacher": teacher["metrics"]["megaface_rank1"], **mean["megaface_rank1"]},
               "distractors": teacher["eval_sizes"]["distractors"], "seeds": n},
     note="parts: MarginDistillation above each method, both triplet rows below the ArcFace student "
          "(our triplet rows add ArcFace and train from scratch)")
 results.record(
-    "T7-ablation", chapter=CHAPTER, scale=scale, data=DATA, parts=t7_by_metric["lfw"],
+    "T7-ablation", chapter=CHAPTER, scale=scale, data=DATA, parts=claim.ablation["lfw"],
     measured={"lfw_like": {m: float(np.mean(v)) for m, v in ablation["lfw"].items()},
               "agedb_like": {m: float(np.mean(v)) for m, v in ablation["agedb"].items()},
               "megaface_like_rank1": {m: float(np.mean(v)) for m, v in ablation["megaface_rank1"].items()}, "seeds": n},

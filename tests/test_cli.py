@@ -54,3 +54,12 @@ def test_train_passes_arguments_through(tmp_path):
 def test_distill_passes_arguments_through(capsys):
     assert main(["distill", "--preset", "smoke", "--run-dir", "unused", "--set", "bogus=1"]) == 2
     assert "bad override 'bogus=1'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["pseudo-labels", "person-detector"])
+def test_artifact_makers_take_a_named_preset(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--preset", "no-such-preset", "--out", "unused"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"faceopt {command}" in err and "(choose from 'vtest')" in err

@@ -22,7 +22,7 @@ import pytest
 import tomllib
 
 from faceopt.config import paths
-from faceopt.detection.pseudo_labels import default_annotation_path
+from faceopt.data.person_boxes import default_annotation_path
 from faceopt.recognition import experiments as md
 from faceopt.recognition import runs as md_runs
 from faceopt.resources import resource_path, resources_root

@@ -228,3 +228,19 @@ def test_gate_versus_pixel_draws_the_chosen_layer_and_the_pixel_sweep():
     assert list(time_ax.lines[0].get_ydata()) == [2.0, 1.5]
     assert gate_ax.get_shared_y_axes().joined(gate_ax, pixel_ax)
     assert len(gate_versus_pixel(study, "gate", "pixel").axes) == 2
+
+
+def test_gate_snapshots_are_what_the_live_gate_keeps_and_drops(scene):
+    from faceopt.detection.experiments import gate_snapshots
+
+    split, frames, cache = scene
+    replay = replay_gate(cache, 6, 0.3, 0.9)
+    show = [0, 5, len(frames) - 1]
+    shots = gate_snapshots(AmphibianDetector(split, layer=6, threshold=0.3, alpha=0.9), frames, cache.boxes, show)
+    assert sorted(shots) == show
+    for t in show:
+        np.testing.assert_allclose(shots[t].kept, replay.predictions[t][0], atol=1e-4)
+        assert shots[t].static == replay.static[t]
+        assert shots[t].diff.ndim == 2 and shots[t].diff.min() > -1e-5  # 1 - cos, up to rounding
+        alone = 0 if shots[t].static else len(cache.boxes[t])
+        assert len(shots[t].kept) + len(shots[t].dropped) == alone  # every box of the detector alone is one or the other

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from faceopt.data.cdnet import read_video
+from faceopt.data.person_boxes import load_annotations, save_annotations
 from faceopt.detection.person_training import (
     VideoPersonDataset,
     bgr_to_tensor,
@@ -17,7 +18,6 @@ from faceopt.detection.person_training import (
     train_person_detector,
     with_input_size,
 )
-from faceopt.detection.pseudo_labels import load_annotations, save_annotations
 from faceopt.detection.ssd_mobilenetv2 import build_ssd_mobilenetv2
 
 W, H = 128, 96
@@ -182,7 +182,7 @@ def test_evaluation_of_perfect_predictions_is_one(video):
 def test_load_person_detector_errors_name_the_file(tmp_path):
     from faceopt.detection.person_training import load_person_detector
 
-    with pytest.raises(FileNotFoundError, match="person_training --out"):
+    with pytest.raises(FileNotFoundError, match="faceopt person-detector --preset vtest --out"):
         load_person_detector(tmp_path / "absent.pt")
     bad = tmp_path / "bad.pt"
     torch.save({"model": {}}, bad)
@@ -196,3 +196,28 @@ def test_committed_person_detector_loads_at_full_frame():
 
     model = load_person_detector(resource_path("runs", "person_detector", "ssdlite_mobilenetv2_vtest.pt"))
     assert tuple(model.transform.fixed_size) == FRAME_SIZE and not model.training
+
+
+def test_make_person_detector_follows_the_recipe_and_writes_its_card(video, tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from faceopt.detection.person_training import PRESETS, PersonDetectorRecipe, make_person_detector
+
+    frames, boxes = video
+    folder = tmp_path / "v"
+    folder.mkdir()
+    writer = cv2.VideoWriter(str(folder / "tiny.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    save_annotations(folder / "tiny.json", boxes, {"kind": "synthetic"})
+    recipe = PersonDetectorRecipe(steps=3, crop=(W, H), width_mult=0.25, batch_size=2, warmup_steps=1,
+                                  checkpoint_every=0, train_frames=(0, 4))
+    out = tmp_path / "det.pt"
+    card = make_person_detector(recipe, out, video=folder / "tiny.avi", annotations=folder / "tiny.json", log=None)
+    assert card["recipe"] == json.loads(json.dumps(asdict(recipe))) and card["steps"] == 3
+    assert card["train_frames"] == [0, 3] and "map50_frames_4_5" in card
+    assert json.loads(out.with_suffix(".json").read_text()) == card
+    assert torch.load(out, weights_only=True)["step"] == 3
+    assert PRESETS["vtest"].steps == 1250 and PRESETS["vtest"].train_frames == (0, 398)  # the committed weights' recipe

@@ -10,6 +10,8 @@ Examples::
     faceopt bench cost --models mobilefacenet iresnet50 --json cost.json
     faceopt train --demo --max-steps 4 --out runs/demo
     faceopt distill --preset full --run-dir src/faceopt/resources/runs/margin_distillation --jobs 15
+    faceopt pseudo-labels --preset vtest
+    faceopt person-detector --preset vtest --out src/faceopt/resources/runs/person_detector/ssdlite_mobilenetv2_vtest.pt
 """
 from __future__ import annotations
 
@@ -87,6 +89,18 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return distill_main(args.rest)
 
 
+def _cmd_pseudo_labels(args: argparse.Namespace) -> int:
+    from faceopt.detection.pseudo_labels import main as pseudo_labels_main
+
+    return pseudo_labels_main(args.rest)
+
+
+def _cmd_person_detector(args: argparse.Namespace) -> int:
+    from faceopt.detection.person_training import main as person_detector_main
+
+    return person_detector_main(args.rest)
+
+
 def _cmd_assets(args: argparse.Namespace) -> int:
     from faceopt.assets import cli_main
 
@@ -132,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("assets", _cmd_assets, "external files from registry packages: list | fetch NAME | verify"),
         ("train", _cmd_train, "the training loop (single process; use torchrun -m faceopt.train for DDP)"),
         ("distill", _cmd_distill, "train/evaluate the teacher and students of thesis Tables 5-7 (cached runs)"),
+        ("pseudo-labels", _cmd_pseudo_labels, "make the vtest.avi person boxes (packaged annotations)"),
+        ("person-detector", _cmd_person_detector, "train the vtest.avi person detector of page 03 (packaged weights)"),
     ):
         sp = sub.add_parser(name, help=help_text, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
@@ -144,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     from faceopt.runner import ChapterError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough = {"bench": _cmd_bench, "assets": _cmd_assets, "train": _cmd_train, "distill": _cmd_distill}
+    passthrough = {"bench": _cmd_bench, "assets": _cmd_assets, "train": _cmd_train, "distill": _cmd_distill,
+                   "pseudo-labels": _cmd_pseudo_labels, "person-detector": _cmd_person_detector}
     if argv and argv[0] in passthrough:
         # these subcommands own their argument parsers, options included
         args = argparse.Namespace(command=argv[0], rest=argv[1:], func=passthrough[argv[0]])

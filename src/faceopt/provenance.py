@@ -96,9 +96,9 @@ def git_revision(root: Path, *, ignore: Iterable[str] = ()) -> str:
     return (rev or "unknown") + ("+dirty" if dirty else "")
 
 
-def machine_description() -> str:
+def machine_description(*, with_torch: bool = True) -> str:
     """CPU model, core count, OS, the SIMD level of PyTorch's CPU kernels (two CPUs of one model name
-    may differ there, and so may their floating-point results), GPU if any and torch version."""
+    may differ there, and so may their floating-point results), GPU if any and (``with_torch``) torch version."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -114,7 +114,8 @@ def machine_description() -> str:
         desc += f", PyTorch CPU kernels {torch.backends.cpu.get_cpu_capability()}"
         if torch.cuda.is_available():
             desc += f", GPU {torch.cuda.get_device_name(0)}"
-        desc += f", torch {torch.__version__.split('+')[0]}"
+        if with_torch:
+            desc += f", torch {torch.__version__.split('+')[0]}"
     except ImportError:  # pragma: no cover - torch is a hard dependency
         pass
     return desc

@@ -112,6 +112,36 @@ def replay_pixel_gate(cache: SceneCache, threshold: float, alpha: float) -> Repl
     return Replay(preds, np.asarray(static))
 
 
+@dataclass
+class GateSnapshot:
+    """What the live gate did on one frame: its Diff map, the boxes it kept and dropped."""
+
+    diff: np.ndarray  # [H, W] Diff = 1 - cos at the gate's layer
+    kept: np.ndarray  # [N, 4] frame pixels
+    dropped: np.ndarray  # [K, 4] boxes of the detector alone that the gate removed
+    static: bool
+
+
+def gate_snapshots(amph: AmphibianDetector, frames: Sequence[np.ndarray], detector_boxes: Sequence[np.ndarray],
+                   show: Iterable[int]) -> dict[int, GateSnapshot]:
+    """Run ``amph`` live over ``frames`` (from a reset on frame 0) and keep a snapshot of the frames in ``show``.
+
+    ``detector_boxes[t]`` are the boxes of the detector alone on frame ``t`` (a
+    :class:`SceneCache`'s ``boxes``); those the gate does not return count as dropped.
+    """
+    wanted = set(show)
+    amph.reset(frames[0])
+    shots: dict[int, GateSnapshot] = {}
+    for t, frame in enumerate(frames):
+        kept, _ = amph.process(frame)
+        if t in wanted and amph.last_diff is not None:
+            static = amph.stats.static[-1]
+            alone = np.zeros((0, 4)) if static else detector_boxes[t]
+            dropped = np.array([b for b in alone if not any(np.allclose(b, k) for k in kept)]).reshape(-1, 4)
+            shots[t] = GateSnapshot(amph.last_diff.numpy(), kept, dropped, static)
+    return shots
+
+
 @dataclass(frozen=True)
 class StageTimes:
     """Measured seconds per frame: preprocessing, layers 1..m, the rest, decoding, and the gate at m."""

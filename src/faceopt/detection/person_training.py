@@ -23,9 +23,12 @@ height, which buys more optimiser steps in a fixed CPU budget.
 """
 from __future__ import annotations
 
+import argparse
+import datetime
+import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -37,11 +40,12 @@ from torchvision.models.detection.ssd import SSD
 
 from faceopt.assets import asset_path
 from faceopt.data.cdnet import read_video
+from faceopt.data.person_boxes import default_annotation_path, load_annotations
 from faceopt.detection.metrics import mean_average_precision
-from faceopt.detection.pseudo_labels import default_annotation_path, load_annotations
 from faceopt.detection.ssd_mobilenetv2 import build_ssd_mobilenetv2
-from faceopt.io import atomic_torch_save
+from faceopt.io import atomic_torch_save, atomic_write_text
 from faceopt.progress import progress
+from faceopt.provenance import machine_description
 
 FRAME_SIZE = (768, 576)
 """(width, height) of vtest.avi, the frame size :data:`PERSON_ANCHOR_SCALES` refer to."""
@@ -343,7 +347,7 @@ def load_person_detector(path: str | Path) -> SSD:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; train it with `python -m faceopt.detection.person_training "
+        raise FileNotFoundError(f"{path} does not exist; train it with `faceopt person-detector --preset vtest "
                                 f"--out {path}` (about 16 minutes on one CPU core)")
     try:
         state = torch.load(path, weights_only=True)
@@ -355,37 +359,85 @@ def load_person_detector(path: str | Path) -> SSD:
     return with_input_size(model, FRAME_SIZE).eval()
 
 
+@dataclass(frozen=True)
+class PersonDetectorRecipe:
+    """How the committed person detector was made: the data, the model and the optimiser (a preset)."""
+
+    steps: int = 1250
+    crop: tuple[int, int] = (384, 288)
+    """(width, height) of the random training crops, at the frame's own resolution."""
+    flip: bool = True
+    width_mult: float = 0.5
+    batch_size: int = 8
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    seed: int = 0
+    checkpoint_every: int = 200
+    train_frames: tuple[int, int] = (TRAIN_FRAMES.start, TRAIN_FRAMES.stop)
+    """[start, stop) of the training frames; the test frames follow, to the end of the video."""
+
+
+#: The named presets of ``faceopt person-detector --preset``; ``vtest`` made the committed weights.
+PRESETS = {"vtest": PersonDetectorRecipe()}
+
+#: Where the committed detector lives, relative to :mod:`faceopt.resources`.
+COMMITTED = ("runs", "person_detector", "ssdlite_mobilenetv2_vtest.pt")
+
+
+def make_person_detector(recipe: PersonDetectorRecipe, out: str | Path, *, video: str | Path | None = None,
+                         annotations: str | Path | None = None, steps: int | None = None,
+                         log: Callable[[str], None] | None = print) -> dict:
+    """Train the vtest person detector by ``recipe`` (frames 0-397 for vtest), evaluate it on the frames after
+    them, write the checkpoint ``out`` and its card ``out.with_suffix(".json")``; return the card.
+
+    ``video`` defaults to the cached ``vtest.avi`` asset and ``annotations`` to the packaged
+    pseudo-labels; ``steps`` overrides the recipe's (a shorter trial run).
+    """
+    out = Path(out)
+    if video is None:
+        video = asset_path("vtest.avi")
+        video = video / "vtest.avi" if video.is_dir() else video
+    frames = list(read_video(video))
+    boxes, _ = load_annotations(annotations or default_annotation_path())
+    steps = recipe.steps if steps is None else steps
+    frame_size = (frames[0].shape[1], frames[0].shape[0])
+    train, test = range(*recipe.train_frames), range(recipe.train_frames[1], len(frames))
+    data = VideoPersonDataset(frames, boxes, list(train), crop_size=recipe.crop, flip=recipe.flip, seed=recipe.seed)
+    model = build_person_detector(recipe.crop, frame_size=frame_size, width_mult=recipe.width_mult, seed=recipe.seed)
+    res = train_person_detector(model, data, steps=steps, batch_size=recipe.batch_size, optimizer=recipe.optimizer,
+                                lr=recipe.lr, warmup_steps=recipe.warmup_steps, seed=recipe.seed, checkpoint=out,
+                                checkpoint_every=recipe.checkpoint_every, log=log)
+    full = with_input_size(model, frame_size).eval()
+    m = evaluate_person_detector(full, [frames[i] for i in test],
+                                 [boxes.get(i, np.zeros((0, 4), np.float32)) for i in test])
+    card = {"what": f"SSDlite + MobileNetV2 (width {recipe.width_mult}) person detector, our own weights, "
+                    "trained from random initialisation",
+            "recipe": {**asdict(recipe), "steps": steps}, "steps": res.steps, "seconds": round(res.seconds),
+            "crops_per_s": res.images_per_second, f"map50_frames_{test.start}_{test.stop - 1}": m,
+            "train_frames": [train.start, train.stop - 1],
+            "annotations": str(annotations or "faceopt/resources/annotations/vtest_persons.json (pseudo-labels)"),
+            "machine": f"{machine_description()}, {torch.get_num_threads()} torch thread(s)",
+            "made": datetime.date.today().isoformat()}
+    text = json.dumps(card, indent=1) + "\n"
+    atomic_write_text(out.with_suffix(".json"), text)
+    if log is not None:
+        log(f"mAP@0.5 on frames {test.start}-{test.stop - 1}: {m:.3f}")
+    return json.loads(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Train the vtest person detector on frames 0-397 (random 384x288 crops with flips) and evaluate it."""
-    import argparse
-    import json
-
-
-    p = argparse.ArgumentParser(prog="python -m faceopt.detection.person_training", description=main.__doc__)
-    p.add_argument("--out", type=Path, required=True, help="checkpoint to write (a .json summary goes beside it)")
-    p.add_argument("--steps", type=int, default=1250)
-    p.add_argument("--threads", type=int, default=1)
+    """``faceopt person-detector``: train the vtest person detector from a named preset and evaluate it."""
+    p = argparse.ArgumentParser(prog="faceopt person-detector", description=main.__doc__)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="vtest", help="the recipe (default: vtest)")
+    p.add_argument("--out", type=Path, required=True,
+                   help=f"checkpoint to write, a .json card beside it (the committed one: src/faceopt/resources/"
+                        f"{'/'.join(COMMITTED)})")
+    p.add_argument("--steps", type=int, default=None, help="override the preset's steps (a trial run)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the committed weights: 1)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    video = asset_path("vtest.avi")
-    video = video / "vtest.avi" if video.is_dir() else video
-    frames = list(read_video(video))
-    boxes, _ = load_annotations(default_annotation_path())
-    crop = (384, 288)
-    data = VideoPersonDataset(frames, boxes, list(TRAIN_FRAMES), crop_size=crop, flip=True, seed=0)
-    model = build_person_detector(crop, width_mult=0.5, seed=0)
-    res = train_person_detector(model, data, steps=a.steps, batch_size=8, optimizer="adamw", lr=2e-3,
-                                warmup_steps=50, seed=0, checkpoint=a.out, checkpoint_every=200, log=print)
-    full = with_input_size(model, FRAME_SIZE).eval()
-    test = list(TEST_FRAMES)
-    m = evaluate_person_detector(full, [frames[i] for i in test], [boxes.get(i, np.zeros((0, 4), np.float32))
-                                                                   for i in test])
-    summary = {"steps": res.steps, "seconds": res.seconds, "crops_per_s": res.images_per_second,
-               "map50_frames_398_794": m, "train_frames": [TRAIN_FRAMES.start, TRAIN_FRAMES.stop - 1],
-               "crop": list(crop), "width_mult": 0.5, "optimizer": "adamw lr 2e-3, 50 warm-up steps, cosine",
-               "batch_size": 8, "annotations": "faceopt/resources/annotations/vtest_persons.json (pseudo-labels)"}
-    a.out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"mAP@0.5 on frames 398-794: {m:.3f}")
+    make_person_detector(PRESETS[a.preset], a.out, steps=a.steps)
     return 0
 
 

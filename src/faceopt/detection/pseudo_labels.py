@@ -44,7 +44,7 @@ Everything is deterministic (median, fixed thresholds, one-thread inference by
 default); the result is a ``dict`` from frame index to ``float32 [N, 4]`` boxes
 ``x1, y1, x2, y2`` in frame pixels (``x2 = x1 + width``).  :func:`save_annotations`
 writes them as JSON with a header (atomically); :func:`load_annotations` reads and
-checks them.  ``python -m faceopt.detection.pseudo_labels`` regenerates
+checks them.  ``faceopt pseudo-labels --preset vtest`` regenerates
 ``vtest_persons.json``, packaged in :mod:`faceopt.resources` (``src/faceopt/resources/annotations/``
 in a checkout).
 
@@ -56,24 +56,35 @@ boxes cut a few pixels off, a few people missed when hidden behind the sign).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
+import torchvision
+from torchvision.ops import nms
 
 from faceopt.assets import ASSETS, asset_path, sha256_file
-from faceopt.data.cdnet import read_video
+from faceopt.data.person_boxes import FORMAT, FORMAT_VERSION, default_annotation_path, load_annotations, save_annotations
 from faceopt.detection import blazepose as bp
 from faceopt.detection.blazepose import BlazePose
-from faceopt.io import atomic_write_text
+from faceopt.detection.blob_split import (
+    KIND_CARRIED,
+    KIND_CONFIRMED,
+    KIND_SPLIT,
+    KIND_UNCONFIRMED,
+    KIND_VALLEY,
+    assign_and_split,
+    blob_owners,
+    torso_and_radius,
+    valley_split,
+)
+from faceopt.detection.motion_blobs import foreground_mask, median_background, motion_blobs, read_frames
+from faceopt.detection.pseudo_label_config import PRESETS, VTEST_CONFIG, VTEST_OCCLUDERS, PseudoLabelConfig, PseudoLabelStats
 from faceopt.progress import progress
-from faceopt.resources import resource_path
 
 __all__ = [
     "KIND_CARRIED",
@@ -84,6 +95,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "PseudoLabelConfig",
+    "PRESETS",
     "PseudoLabelStats",
     "VTEST_CONFIG",
     "VTEST_OCCLUDERS",
@@ -103,254 +115,6 @@ __all__ = [
     "save_annotations",
     "valley_split",
 ]
-
-FORMAT = "faceopt-person-boxes"
-FORMAT_VERSION = 1
-
-#: vtest.avi's lamp post sign and the post itself (read off the median background):
-#: people walking behind them fall apart into pieces above/below or left/right of them.
-VTEST_OCCLUDERS: tuple[tuple[int, int, int, int], ...] = ((412, 202, 446, 245), (423, 40, 436, 395))
-
-
-@dataclass(frozen=True)
-class PseudoLabelConfig:
-    """Every parameter of the box maker (stored in the annotation header)."""
-
-    background_step: int = 5
-    """Median background over frames ``0, step, 2*step, ...``."""
-    blur: int = 5
-    """Side of the Gaussian blur on the difference image (odd; 0 or 1: none)."""
-    diff_threshold: int = 30
-    """Foreground: blurred max-channel absolute difference to the background above this (0..255)."""
-    open_size: tuple[int, int] = (1, 7)
-    """Opening element (width, height): a vertical bar removes horizontal lines thinner than its height."""
-    close_size: tuple[int, int] = (7, 15)
-    """Elliptic closing element (width, height) that joins the parts of one body."""
-    min_area: int = 150
-    """Smallest blob (foreground pixels after the morphology)."""
-    min_height: int = 25
-    """Smallest blob height in pixels."""
-    min_piece_area: int = 40
-    """Smallest component that may be joined to another across an occluder."""
-    occluders: tuple[tuple[int, int, int, int], ...] = ()
-    """Static things people walk behind, ``(x1, y1, x2, y2)`` in frame pixels: pieces of a blob
-    that they cut apart are joined (:data:`VTEST_OCCLUDERS` for vtest.avi)."""
-    occluder_margin: int = 4
-    """Slack in pixels around each occluder."""
-    score_threshold: float = 0.5
-    """Detector score a detection needs (MediaPipe's default)."""
-    nms_iou: float = 0.3
-    """IoU of the detector boxes above which detections from overlapping crops are merged."""
-    crop_scale: float = 2.0
-    """Crop side = this times the blob height, clipped to ``[min_crop, max_crop]``."""
-    min_crop: int = 96
-    max_crop: int = 320
-    min_split_distance: float = 0.3
-    """Two detections in one blob whose torso centres are closer in x than this times the
-    larger full-body radius are one person (the weaker one is dropped)."""
-    split_score: float = 0.6
-    """A second (third, ...) person in a blob needs at least this score ..."""
-    max_radius_ratio: float = 1.5
-    """... a full-body radius within this factor of the strongest detection's ..."""
-    max_split_dy: float = 0.4
-    """... and a torso centre at most this many of its radii above or below."""
-    min_part_area: int = 80
-    """A split part with fewer foreground pixels is dropped."""
-    split_clip_scale: float = 1.1
-    """A split part is cut to its detection's full-body square (hip centre +- this times the radius)."""
-    wide_aspect: float = 0.55
-    """Blobs with width/height at least this (probably several people) get crops on their outer
-    quarters too and are searched again after erasing the people found."""
-    erase_width: float = 0.3
-    """Half-width of the erased column band, in full-body radii."""
-    redetect_rounds: int = 2
-    """At most this many re-detection passes per frame (0: none)."""
-    min_unconfirmed_height: int = 28
-    """A blob without a detection is kept only if it is at least this tall ..."""
-    min_aspect: float = 1.8
-    """... and its height/width is at least this (people are upright), or it is a group:"""
-    min_group_height: int = 50
-    """a blob without a detection at least this tall ..."""
-    min_group_aspect: float = 0.8
-    """... with height/width at least this is kept as one box (people standing together the
-    detector does not find: a merged-group box is kept rather than a miss)."""
-    valley_aspect: float = 0.6
-    """A blob with at most one detection and width/height at least this is cut at a column valley ..."""
-    valley_min_width: float = 0.2
-    """... at least this many blob heights from either side ..."""
-    valley_depth: float = 0.5
-    """... whose column count is at most this times the smaller peak on either side ..."""
-    valley_min_height: float = 0.6
-    """... when both parts are at least this many blob heights tall (see :func:`valley_split`)."""
-    carry_aspect: float = 0.35
-    """A blob with at most one detection and width/height at least this may be cut between the
-    previous frame's people (pairs one slightly behind the other are narrower than ``wide_aspect``)."""
-    carry_inside: float = 0.6
-    """A previous-frame box carries its person into a blob when this share of it lies inside
-    the blob (widened by ``carry_margin`` pixels) ..."""
-    carry_margin: int = 4
-    carry_min_separation: float = 0.2
-    """... and its centre is at least this many blob heights (along x) from the other carried ones."""
-    threads: int = 1
-    """``torch.set_num_threads`` during the run (restored afterwards)."""
-
-    def __post_init__(self) -> None:
-        if self.background_step < 1:
-            raise ValueError(f"background_step must be >= 1, got {self.background_step}")
-        if not 0 < self.diff_threshold < 255:
-            raise ValueError(f"diff_threshold must be in 1..254, got {self.diff_threshold}")
-        if self.min_crop < 16 or self.max_crop < self.min_crop:
-            raise ValueError(f"need 16 <= min_crop <= max_crop, got {self.min_crop}, {self.max_crop}")
-        if self.blur > 1 and self.blur % 2 == 0:
-            raise ValueError(f"blur must be odd, got {self.blur}")
-        if self.threads < 1 or self.redetect_rounds < 0:
-            raise ValueError(f"need threads >= 1 and redetect_rounds >= 0, got {self.threads}, {self.redetect_rounds}")
-
-
-#: The parameters used for the committed ``vtest_persons.json``.
-VTEST_CONFIG = PseudoLabelConfig(occluders=VTEST_OCCLUDERS)
-
-
-@dataclass
-class PseudoLabelStats:
-    """Counts from one run (written into the annotation header)."""
-
-    frames: int = 0
-    blobs: int = 0
-    crops: int = 0
-    detections: int = 0
-    """Detections after NMS, anywhere in the frame."""
-    detections_off_blob: int = 0
-    """Detections whose torso centre lies in no blob (not used as boxes)."""
-    blobs_confirmed: int = 0
-    """Blobs holding exactly one detection."""
-    blobs_split: int = 0
-    """Blobs holding two or more detections (split into that many boxes)."""
-    redetected: int = 0
-    """Detections found only after erasing the people already found in a wide blob."""
-    blobs_valley_split: int = 0
-    """Blobs with at most one detection cut at a column valley (counted in confirmed/unconfirmed too)."""
-    blobs_carried_split: int = 0
-    """Wide blobs with at most one detection cut between the previous frame's people."""
-    blobs_unconfirmed_kept: int = 0
-    blobs_unconfirmed_dropped: int = 0
-    boxes: int = 0
-    frames_with_boxes: int = 0
-    seconds: float = 0.0
-
-
-# --------------------------------------------------------------------------- #
-# Video and background
-# --------------------------------------------------------------------------- #
-def read_frames(video_path: str | Path) -> Iterator[np.ndarray]:
-    """The frames of a video, in order, as BGR ``uint8 HxWx3`` (:func:`faceopt.data.cdnet.read_video`:
-    ``FileNotFoundError`` for no file, ``ValueError`` for a file OpenCV cannot read)."""
-    return read_video(video_path)
-
-
-def median_background(video_path: str | Path, step: int = 5) -> np.ndarray:
-    """Per-pixel median of frames ``0, step, 2*step, ...``: the empty scene when people keep moving."""
-    if step < 1:
-        raise ValueError(f"step must be >= 1, got {step}")
-    sample = [f for i, f in enumerate(read_frames(video_path)) if i % step == 0]
-    if not sample:
-        raise ValueError(f"the video {video_path} has no frames")
-    stack = np.stack(sample)
-    out = np.empty(stack.shape[1:], np.uint8)
-    for r in range(0, stack.shape[1], 64):  # row bands keep np.median's float copy small
-        out[r:r + 64] = np.round(np.median(stack[:, r:r + 64], axis=0)).astype(np.uint8)
-    return out
-
-
-def foreground_mask(frame: np.ndarray, background: np.ndarray, config: PseudoLabelConfig = PseudoLabelConfig()
-                    ) -> np.ndarray:
-    """``uint8 HxW`` mask (0 or 255) of what differs from ``background`` after the morphology."""
-    if frame.shape != background.shape:
-        raise ValueError(f"frame {frame.shape} and background {background.shape} differ in shape")
-    diff = cv2.absdiff(frame, background).max(axis=2)
-    if config.blur > 1:
-        diff = cv2.GaussianBlur(diff, (config.blur, config.blur), 0)
-    mask = np.where(diff > config.diff_threshold, 255, 0).astype(np.uint8)
-    ow, oh = config.open_size
-    if ow * oh > 1:
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (ow, oh)))
-    cw, ch = config.close_size
-    if cw * ch > 1:
-        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (cw, ch)))
-    return mask
-
-
-def _bridged_by_occluder(a: np.ndarray, b: np.ndarray, occluders: np.ndarray, margin: float) -> bool:
-    """Whether boxes ``a`` and ``b`` are two visible pieces of one thing behind an occluder.
-
-    Either one lies above the other, they share at least half the narrower width, and
-    the gap between them -- the rows between them times the columns they share -- lies
-    inside an occluder (the sign); or they lie side by side, share at least half the
-    lower height, and the gap -- the columns between them times the rows they share --
-    lies inside an occluder (the pole).  Occluders are widened by ``margin`` pixels.
-    """
-    for o in occluders:
-        ox1, oy1, ox2, oy2 = o[0] - margin, o[1] - margin, o[2] + margin, o[3] + margin
-        top, bottom = (a, b) if a[1] <= b[1] else (b, a)
-        overlap_x = min(top[2], bottom[2]) - max(top[0], bottom[0])
-        if (overlap_x >= 0.5 * min(top[2] - top[0], bottom[2] - bottom[0]) and bottom[1] >= top[3] - margin
-                and top[3] >= oy1 and bottom[1] <= oy2
-                and max(top[0], bottom[0]) >= ox1 and min(top[2], bottom[2]) <= ox2):
-            return True
-        left, right = (a, b) if a[0] <= b[0] else (b, a)
-        overlap_y = min(left[3], right[3]) - max(left[1], right[1])
-        if (overlap_y >= 0.5 * min(left[3] - left[1], right[3] - right[1]) and right[0] >= left[2] - margin
-                and left[2] >= ox1 and right[0] <= ox2
-                and max(left[1], right[1]) >= oy1 and min(left[3], right[3]) <= oy2):
-            return True
-    return False
-
-
-def motion_blobs(mask: np.ndarray, config: PseudoLabelConfig = PseudoLabelConfig()
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Connected components of ``mask``, pieces cut apart by a known occluder joined, large enough ones kept.
-
-    Components of at least ``config.min_piece_area`` pixels whose gap is covered by one
-    of ``config.occluders`` (see :func:`_bridged_by_occluder`) form one blob; blobs
-    need ``config.min_area`` pixels and ``config.min_height`` rows (box height).
-
-    Returns ``(boxes float32 [N, 4] x1, y1, x2, y2, areas int [N], labels int32 HxW)``;
-    ``labels`` numbers the kept blobs ``1..N`` in the order of ``boxes`` (0: background
-    or a dropped component).
-    """
-    n, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
-    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-    comp_boxes = np.stack([x, y, x + stats[:, cv2.CC_STAT_WIDTH], y + stats[:, cv2.CC_STAT_HEIGHT]], axis=1)
-    pieces = [j for j in range(1, n) if stats[j, cv2.CC_STAT_AREA] >= config.min_piece_area]
-    parent = {j: j for j in pieces}
-
-    def find(j: int) -> int:
-        while parent[j] != j:
-            parent[j] = parent[parent[j]]
-            j = parent[j]
-        return j
-
-    occluders = np.asarray(config.occluders, np.float64).reshape(-1, 4)
-    if len(occluders):
-        for ia, a in enumerate(pieces):
-            for b in pieces[ia + 1:]:
-                if _bridged_by_occluder(comp_boxes[a], comp_boxes[b], occluders, config.occluder_margin):
-                    parent[find(b)] = find(a)
-    groups: dict[int, list[int]] = {}
-    for j in pieces:
-        groups.setdefault(find(j), []).append(j)
-    lut = np.zeros(n, np.int32)
-    boxes, areas = [], []
-    for members in sorted(groups.values()):
-        bb = comp_boxes[members]
-        box = [bb[:, 0].min(), bb[:, 1].min(), bb[:, 2].max(), bb[:, 3].max()]
-        area = int(stats[members, cv2.CC_STAT_AREA].sum())
-        if area >= config.min_area and box[3] - box[1] >= config.min_height:
-            boxes.append(box)
-            areas.append(area)
-            lut[members] = len(boxes)
-    return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(areas, np.int64), lut[labels])
-
 
 # --------------------------------------------------------------------------- #
 # Detector on crops around the blobs
@@ -390,7 +154,6 @@ def detect_in_crops(detector: Any, frame: np.ndarray, crops: list[tuple[int, int
     Returns frame-pixel ``(detector boxes [N, 4], scores [N], keypoints [N, 4, 2])``
     after non-maximum suppression (IoU ``config.nms_iou`` on the detector boxes).
     """
-    from torchvision.ops import nms
 
 
     if not crops:
@@ -416,226 +179,6 @@ def detect_in_crops(detector: Any, frame: np.ndarray, crops: list[tuple[int, int
     return b_all[keep], s_all[keep], k_all[keep]
 
 
-# --------------------------------------------------------------------------- #
-# Blobs + detections -> person boxes
-# --------------------------------------------------------------------------- #
-KIND_CONFIRMED, KIND_SPLIT, KIND_UNCONFIRMED, KIND_VALLEY, KIND_CARRIED = (
-    "confirmed", "split", "unconfirmed", "valley", "carried")
-
-
-def valley_split(region: np.ndarray, config: PseudoLabelConfig = PseudoLabelConfig(), depth: int = 2
-                 ) -> list[np.ndarray] | None:
-    """Cut a wide blob (``bool HxW``, its own box) at the deepest valley of its column profile.
-
-    People side by side leave a gap, or a thin link of arms or bags, between them: a
-    column with few foreground pixels.  The deepest column at least
-    ``valley_min_width`` blob heights from both sides is a cut when its (3-column mean)
-    count is at most ``valley_depth`` times the smaller of the highest columns on either
-    side and both parts are at least ``valley_min_height`` blob heights tall.  Parts
-    that are still wide are cut again (``depth`` levels).  Returns the parts' boxes
-    ``[x1, y1, x2, y2]`` in ``region`` pixels, or ``None`` when there is no such valley.
-    """
-    ys, xs = np.nonzero(region)
-    if len(ys) == 0:
-        return None
-    h = float(ys.max() + 1 - ys.min())
-    cols = np.convolve(region.sum(axis=0).astype(np.float64), np.ones(3) / 3.0, mode="same")
-    lo = int(np.ceil(config.valley_min_width * h))
-    hi = region.shape[1] - lo
-    if hi <= lo:
-        return None
-    k = lo + int(np.argmin(cols[lo:hi]))
-    if cols[k] > config.valley_depth * min(cols[:k].max(), cols[k + 1:].max()):
-        return None
-    parts: list[np.ndarray] = []
-    for x0, sub in ((0, region[:, :k]), (k, region[:, k:])):
-        py, px = np.nonzero(sub)
-        if len(py) == 0 or py.max() + 1 - py.min() < config.valley_min_height * h:
-            return None
-        box = np.array([px.min() + x0, py.min(), px.max() + 1 + x0, py.max() + 1], np.float32)
-        inner = valley_split(sub, config, depth - 1) if depth > 1 and (box[2] - box[0]) >= \
-            config.valley_aspect * (box[3] - box[1]) else None
-        parts.extend([b + np.array([x0, 0, x0, 0], np.float32) for b in inner] if inner else [box])
-    return parts
-
-
-def _torso_and_radius(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Torso centres ``[M, 2]`` (mid-point of hip and shoulder centres) and full-body radii ``[M]``."""
-    kps = np.asarray(keypoints, np.float32).reshape(-1, 4, 2)
-    return (kps[:, 0] + kps[:, 2]) / 2.0, np.linalg.norm(kps[:, 1] - kps[:, 0], axis=1)
-
-
-def _owners(torso: np.ndarray, blobs: np.ndarray) -> np.ndarray:
-    """Index of the blob whose box holds each torso centre (the first one), -1 for none."""
-    owner = np.full(len(torso), -1)
-    for j, (x1, y1, x2, y2) in enumerate(np.asarray(blobs).reshape(-1, 4)):
-        inside = (torso[:, 0] >= x1) & (torso[:, 0] < x2) & (torso[:, 1] >= y1) & (torso[:, 1] < y2)
-        owner[inside & (owner < 0)] = j
-    return owner
-
-
-def _same_or_implausible(d: int, mine: list[int], torso: np.ndarray, radius: np.ndarray, scores: np.ndarray,
-                         config: PseudoLabelConfig) -> bool:
-    """Whether detection ``d`` adds nobody to the blob's accepted detections ``mine`` (strongest first).
-
-    It is the same person as an accepted one when their torso centres are closer in x
-    than ``min_split_distance`` times the larger radius; it is implausible as a second
-    person when its score is below ``split_score``, its full-body radius is more than
-    ``max_radius_ratio`` times off the strongest one's (people side by side have about
-    the same size), or its torso is more than ``max_split_dy`` radii above or below.
-    """
-    if any(abs(torso[d, 0] - torso[e, 0]) < config.min_split_distance * max(float(radius[d]), float(radius[e]), 1.0)
-           for e in mine):
-        return True
-    if not mine:
-        return False
-    a = mine[0]
-    ratio = max(float(radius[d]), 1.0) / max(float(radius[a]), 1.0)
-    return bool(scores[d] < config.split_score or not 1.0 / config.max_radius_ratio <= ratio <= config.max_radius_ratio
-                or abs(torso[d, 1] - torso[a, 1]) > config.max_split_dy * max(float(radius[a]), 1.0))
-
-
-def _people_in_blob(j: int, owner: np.ndarray, torso: np.ndarray, radius: np.ndarray, scores: np.ndarray,
-                    config: PseudoLabelConfig) -> list[int]:
-    """Detections of blob ``j`` that are distinct people, strongest first."""
-    mine: list[int] = []
-    for d in np.argsort(-np.asarray(scores, np.float32), kind="stable"):
-        if owner[d] == j and not _same_or_implausible(int(d), mine, torso, radius, scores, config):
-            mine.append(int(d))
-    return mine
-
-
-def _columns_to_people(region: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """Which person (index into ``axes``) owns each column of a blob (``bool HxW``, its own box).
-
-    Between two neighbouring body axes the cut is the column with the fewest foreground
-    pixels (3-column mean) in the middle half of the span between them -- the gap between
-    two people when there is one, else about half-way.
-    """
-    width = region.shape[1]
-    order = np.argsort(axes, kind="stable")
-    cols = np.convolve(region.sum(axis=0).astype(np.float64), np.ones(3) / 3.0, mode="same")
-    owner = np.full(width, int(order[-1]), np.int64)
-    start = 0
-    for a, b in zip(order[:-1], order[1:]):
-        lo, hi = float(axes[a]), float(axes[b])
-        c0 = int(np.clip(np.ceil(lo + 0.25 * (hi - lo)), 0, width - 1))
-        c1 = int(np.clip(np.floor(hi - 0.25 * (hi - lo)), c0, width - 1))
-        cut = c0 + int(np.argmin(cols[c0:c1 + 1]))
-        cut = max(cut, start)
-        owner[start:cut] = int(a)
-        start = cut
-    return owner
-
-
-def _carried_axes(blob: np.ndarray, previous: np.ndarray, config: PseudoLabelConfig) -> np.ndarray:
-    """x centres of the previous frame's boxes that lie (mostly) inside ``blob``, at least
-    ``carry_min_separation`` blob heights apart (people one above the other count once)."""
-    x1, y1, x2, y2 = (float(v) for v in blob)
-    m = float(config.carry_margin)
-    prev = np.asarray(previous, np.float32).reshape(-1, 4)
-    ix = np.clip(np.minimum(prev[:, 2], x2 + m) - np.maximum(prev[:, 0], x1 - m), 0, None)
-    iy = np.clip(np.minimum(prev[:, 3], y2 + m) - np.maximum(prev[:, 1], y1 - m), 0, None)
-    area = np.maximum((prev[:, 2] - prev[:, 0]) * (prev[:, 3] - prev[:, 1]), 1.0)
-    inside = prev[ix * iy >= config.carry_inside * area]
-    axes: list[float] = []
-    for cx in sorted(((inside[:, 0] + inside[:, 2]) / 2.0).tolist()):
-        if not axes or cx - axes[-1] >= config.carry_min_separation * (y2 - y1):
-            axes.append(cx)
-    return np.asarray(axes, np.float32)
-
-
-def _parts_by_columns(region: np.ndarray, axes: np.ndarray, config: PseudoLabelConfig) -> list[np.ndarray] | None:
-    """Boxes (region pixels) of the parts of ``region`` owned by each axis (:func:`_columns_to_people`),
-    or ``None`` when a part is smaller than ``min_part_area`` or lower than ``valley_min_height`` blob heights."""
-    ys, xs = np.nonzero(region)
-    if len(ys) == 0:
-        return None
-    h = float(ys.max() + 1 - ys.min())
-    owner = _columns_to_people(region, axes)[xs]
-    parts = []
-    for p in range(len(axes)):
-        sel = owner == p
-        if sel.sum() < config.min_part_area or ys[sel].max() + 1 - ys[sel].min() < config.valley_min_height * h:
-            return None
-        parts.append(np.array([xs[sel].min(), ys[sel].min(), xs[sel].max() + 1, ys[sel].max() + 1], np.float32))
-    return parts
-
-
-def assign_and_split(blobs: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
-                     config: PseudoLabelConfig = PseudoLabelConfig(), stats: PseudoLabelStats | None = None,
-                     previous: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
-    """Person boxes ``float32 [N, 4]`` and their kinds from the blobs and the detections (see the module doc).
-
-    ``keypoints`` are BlazePose's ``[M, 4, 2]`` frame-pixel keypoints (0 hip centre,
-    1 full-body scale point, 2 shoulder centre), ``scores`` their ``[M]`` scores;
-    ``labels`` the blob label image of :func:`motion_blobs`.  Pass no detections
-    (``M = 0``) to keep only person-shaped blobs.  Kinds: ``"confirmed"`` (a blob with
-    one detection), ``"split"`` (a part of a blob with several), ``"unconfirmed"`` (a
-    person-shaped blob without a detection), ``"carried"`` (a part of a wide blob with at
-    most one detection, cut between the centres of the ``previous`` frame's boxes that lie
-    in it: a pair split in one frame stays split while the detector sees only one of
-    them) and ``"valley"`` (a part of a wide blob cut at a column valley, :func:`valley_split`).
-    """
-    st = stats if stats is not None else PseudoLabelStats()
-    blobs = np.asarray(blobs, np.float32).reshape(-1, 4)
-    torso, radius = _torso_and_radius(keypoints)
-    hips = np.asarray(keypoints, np.float32).reshape(-1, 4, 2)[:, 0]
-    owner = _owners(torso, blobs)
-    st.detections_off_blob += int((owner < 0).sum())
-    out: list[list[float]] = []
-    kinds: list[str] = []
-    for j, (x1, y1, x2, y2) in enumerate(blobs):
-        mine = _people_in_blob(j, owner, torso, radius, scores, config)
-        h, w = y2 - y1, x2 - x1
-        if len(mine) <= 1:
-            kind = KIND_CONFIRMED if mine else KIND_UNCONFIRMED
-            if not mine and not ((h >= config.min_unconfirmed_height and h >= config.min_aspect * w)
-                                 or (h >= config.min_group_height and h >= config.min_group_aspect * w)):
-                st.blobs_unconfirmed_dropped += 1
-                continue
-            parts = None
-            iy1, iy2, ix1, ix2 = int(y1), int(y2), int(x1), int(x2)
-            region = labels[iy1:iy2, ix1:ix2] == j + 1
-            if previous is not None and len(previous) and w >= config.carry_aspect * h:
-                axes = _carried_axes(blobs[j], previous, config)
-                if mine and len(axes) >= 2:  # the detection's axis replaces the nearest carried one
-                    axes[int(np.argmin(np.abs(axes - torso[mine[0], 0])))] = torso[mine[0], 0]
-                if len(axes) >= 2:
-                    parts = _parts_by_columns(region, axes - ix1, config)
-                    if parts is not None:
-                        st.blobs_carried_split += 1
-                        kind = KIND_CARRIED
-            if parts is None and w >= config.valley_aspect * h:
-                parts = valley_split(region, config)
-                if parts is not None:
-                    st.blobs_valley_split += 1
-                    kind = KIND_VALLEY
-            if parts is None:
-                parts = [np.array([0, 0, w, h], np.float32)]
-            if mine:
-                st.blobs_confirmed += 1
-            else:
-                st.blobs_unconfirmed_kept += 1
-            for b in parts:
-                out.append([float(x1 + b[0]), float(y1 + b[1]), float(x1 + b[2]), float(y1 + b[3])])
-                kinds.append(kind)
-            continue
-        st.blobs_split += 1
-        iy1, iy2, ix1, ix2 = int(y1), int(y2), int(x1), int(x2)
-        ys, xs = np.nonzero(labels[iy1:iy2, ix1:ix2] == j + 1)
-        ys, xs = ys + iy1, xs + ix1
-        nearest = _columns_to_people(labels[iy1:iy2, ix1:ix2] == j + 1, torso[mine, 0] - ix1)[xs - ix1]
-        for p, d in enumerate(mine):
-            # a part never reaches beyond its detection's full-body square (legs of a person in front)
-            r = config.split_clip_scale * float(radius[d])
-            cx, cy = hips[d]
-            sel = (nearest == p) & (ys >= cy - r) & (ys <= cy + r) & (xs >= cx - r) & (xs <= cx + r)
-            if sel.sum() >= config.min_part_area:
-                out.append([float(xs[sel].min()), float(ys[sel].min()), float(xs[sel].max()) + 1.0,
-                            float(ys[sel].max()) + 1.0])
-                kinds.append(KIND_SPLIT)
-    return np.asarray(out, np.float32).reshape(-1, 4), kinds
 
 
 def detect_people(frame: np.ndarray, background: np.ndarray, blobs: np.ndarray, labels: np.ndarray, detector: Any,
@@ -656,8 +199,8 @@ def detect_people(frame: np.ndarray, background: np.ndarray, blobs: np.ndarray, 
     _, scores, kps = detect_in_crops(detector, frame, crops, config)
     work: np.ndarray | None = None
     for _ in range(config.redetect_rounds):
-        torso, radius = _torso_and_radius(kps)
-        owner = _owners(torso, blobs)
+        torso, radius = torso_and_radius(kps)
+        owner = blob_owners(torso, blobs)
         wide = [j for j, (x1, y1, x2, y2) in enumerate(blobs)
                 if (x2 - x1) >= config.wide_aspect * (y2 - y1) and (owner == j).any()]
         if not wide:
@@ -675,8 +218,8 @@ def detect_people(frame: np.ndarray, background: np.ndarray, blobs: np.ndarray, 
         crops = blob_crops(blobs[wide], frame.shape, config)
         st.crops += len(crops)
         _, s2, k2 = detect_in_crops(detector, work, crops, config)
-        t2, r2 = _torso_and_radius(k2)
-        o2 = _owners(t2, blobs)
+        t2, r2 = torso_and_radius(k2)
+        o2 = blob_owners(t2, blobs)
         new = [i for i in range(len(s2)) if o2[i] in wide
                and all(abs(t2[i, 0] - torso[d, 0]) >= config.min_split_distance * max(float(radius[d]), float(r2[i]))
                        for d in np.nonzero(owner == o2[i])[0])]
@@ -767,87 +310,10 @@ def make_vtest_pseudo_labels(video_path: str | Path | None = None, *, detector: 
     return out, stats
 
 
-# --------------------------------------------------------------------------- #
-# The annotation file
-# --------------------------------------------------------------------------- #
-def default_annotation_path() -> Path:
-    """The packaged ``annotations/vtest_persons.json`` of :mod:`faceopt.resources` (may not exist yet)."""
-
-    return resource_path("annotations", "vtest_persons.json", must_exist=False)
-
-
-def save_annotations(path: str | Path, boxes: Mapping[int, np.ndarray], meta: Mapping[str, Any]) -> Path:
-    """Write ``boxes`` (frame index -> ``[N, 4]`` x1, y1, x2, y2) and a header ``meta`` as JSON.
-
-    The file is written to a temporary file in the same folder and moved into place
-    with :func:`os.replace`, so a failure leaves either the old file or none, never a
-    half-written one.  Coordinates are rounded to 0.01 px.
-
-    Raises:
-        ValueError: a frame's boxes are not ``[N, 4]`` finite numbers with ``x1 <= x2``, ``y1 <= y2``.
-    """
-    path = Path(path)
-    frames: dict[str, list[list[float]]] = {}
-    for idx in sorted(int(k) for k in boxes):
-        b = np.asarray(boxes[idx], dtype=np.float64).reshape(-1, 4) if np.size(boxes[idx]) else np.zeros((0, 4))
-        if not np.isfinite(b).all() or (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
-            raise ValueError(f"frame {idx}: boxes must be finite x1, y1, x2, y2 with x1 <= x2 and y1 <= y2")
-        frames[str(idx)] = [[round(float(v), 2) for v in row] for row in b]
-    # header pretty-printed, then one frame per line (small, readable diffs)
-    head = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "meta": dict(meta)}, indent=1,
-                      ensure_ascii=False, allow_nan=False)
-    body = ",\n".join(f" {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in frames.items())
-    text = head[:-2] + ',\n "frames": {\n' + body + ("\n }" if body else "}") + "\n}\n"
-    return atomic_write_text(path, text)
-
-
-def load_annotations(path: str | Path) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
-    """Read a file of :func:`save_annotations`: ``({frame: float32 [N, 4]}, meta)``.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the content is not such a file (the message names the file and what is wrong).
-    """
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc})") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT!r} annotation file (missing or wrong 'format')")
-    if doc.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {doc.get('version')!r}, this code reads {FORMAT_VERSION}")
-    meta, frames = doc.get("meta"), doc.get("frames")
-    if not isinstance(meta, dict) or not isinstance(frames, dict):
-        raise ValueError(f"{path}: 'meta' and 'frames' must be JSON objects")
-    out: dict[int, np.ndarray] = {}
-    for key, rows in frames.items():
-        try:
-            idx = int(key)
-        except ValueError:
-            raise ValueError(f"{path}: frame key {key!r} is not an integer") from None
-        if idx < 0 or str(idx) != key:
-            raise ValueError(f"{path}: frame key {key!r} is not a non-negative integer")
-        try:
-            b = np.asarray(rows, dtype=np.float32).reshape(-1, 4) if rows != [] else np.zeros((0, 4), np.float32)
-        except (TypeError, ValueError):
-            raise ValueError(f"{path}: frame {key}: boxes must be a list of [x1, y1, x2, y2]") from None
-        if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) != 4 for r in rows):
-            raise ValueError(f"{path}: frame {key}: boxes must be a list of [x1, y1, x2, y2]")
-        if not np.isfinite(b).all() or (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
-            raise ValueError(f"{path}: frame {key}: boxes must be finite with x1 <= x2 and y1 <= y2")
-        out[idx] = b
-    return dict(sorted(out.items())), meta
-
 
 def annotation_header(video_path: str | Path, config: PseudoLabelConfig, stats: PseudoLabelStats,
                       video_sha256: str | None = None) -> dict[str, Any]:
     """The ``meta`` of the committed file: what, how, with which tools, on which video."""
-    import torchvision
-
-
     vid = Path(video_path)
     cap = cv2.VideoCapture(str(vid))
     size = [int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))]
@@ -869,7 +335,7 @@ def annotation_header(video_path: str | Path, config: PseudoLabelConfig, stats: 
         "tools": {"faceopt": _faceopt_version(), "opencv": cv2.__version__, "numpy": np.__version__,
                   "torch": torch.__version__, "torchvision": torchvision.__version__},
         "date": _dt.date.today().isoformat(),
-        "command": "nice -n 10 python -m faceopt.detection.pseudo_labels",
+        "command": "nice -n 10 faceopt pseudo-labels --preset vtest",
         "counts": counts,
     }
 
@@ -883,21 +349,20 @@ def _faceopt_version() -> str:
         return "unknown"
 
 
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m faceopt.detection.pseudo_labels [--out PATH] [--video PATH]``: regenerate the file."""
+    """``faceopt pseudo-labels [--preset vtest] [--out PATH] [--video PATH]``: regenerate the annotation file."""
     import argparse
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="faceopt pseudo-labels", description=main.__doc__)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="vtest", help="the parameters (default: vtest)")
     ap.add_argument("--video", type=Path, default=None, help="default: the cached vtest.avi asset")
     ap.add_argument("--out", type=Path, default=None, help="default: the packaged annotations/vtest_persons.json "
                     "(src/faceopt/resources/annotations/ in a checkout)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    config = replace(VTEST_CONFIG, threads=args.threads)
-    video = args.video
-    if video is None:
-
-        video = asset_path("vtest.avi")
+    config = replace(PRESETS[args.preset], threads=args.threads)
+    video = asset_path("vtest.avi") if args.video is None else args.video
     boxes, stats = make_vtest_pseudo_labels(video, config=config)
     out = save_annotations(args.out or default_annotation_path(), boxes, annotation_header(video, config, stats))
     print(f"{stats.boxes} boxes on {stats.frames_with_boxes}/{stats.frames} frames "

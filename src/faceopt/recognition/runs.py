@@ -84,7 +84,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _made_by(device: str) -> dict[str, str]:
     """Who made a record: machine, torch version, git revision and the code's fingerprint."""
-    machine = torch.cuda.get_device_name(0) if device == "cuda" else machine_description()
+    machine = torch.cuda.get_device_name(0) if device == "cuda" else machine_description(with_torch=False)
     return {"machine": machine, "torch": torch.__version__, "git_rev": git_revision(_REPO),
             "code": code_fingerprint(ex.RUN_CODE)}
 

@@ -1,0 +1,184 @@
+"""Safe extraction of one member from a zip/wheel, tar, or Debian (ar + data.tar.*, zstd included) archive.
+
+Absolute paths, ``..``, links, devices and directories are refused; the member is
+streamed into an open file and its SHA-256 returned.  Knows nothing of the catalogue.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import shutil
+import subprocess
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from faceopt.assets.errors import AssetFetchError
+
+_CHUNK = 1 << 20
+
+
+def check_member_path(member: str) -> str:
+    """Reject absolute paths, ``..``, backslashes and empty segments; return the path."""
+    if not member or member.startswith("/") or "\\" in member or re.match(r"^[A-Za-z]:", member):
+        raise AssetFetchError(f"unsafe member path {member!r}: must be a relative POSIX path")
+    parts = member.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise AssetFetchError(f"unsafe member path {member!r}: no '..', '.' or empty segments allowed")
+    return member
+
+
+def _norm_entry(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def _copy_hashing(src: BinaryIO, dst: BinaryIO) -> str:
+    h = hashlib.sha256()
+    for chunk in iter(lambda: src.read(_CHUNK), b""):
+        h.update(chunk)
+        dst.write(chunk)
+    return h.hexdigest()
+
+
+def _extract_zip(archive: Path, member: str, out: BinaryIO) -> str:
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            if _norm_entry(info.filename) != member:
+                continue
+            mode = (info.external_attr >> 16) & 0o170000
+            if info.is_dir() or mode == 0o120000:
+                raise AssetFetchError(f"{archive.name}: member {member!r} is not a regular file (directory or symlink)")
+            with zf.open(info) as src:
+                return _copy_hashing(src, out)
+    raise AssetFetchError(f"{archive.name}: member {member!r} not found")
+
+
+def _extract_tar_stream(tf: tarfile.TarFile, member: str, out: BinaryIO, label: str) -> str:
+    for info in tf:
+        if _norm_entry(info.name) != member:
+            continue
+        if not info.isreg():
+            raise AssetFetchError(f"{label}: member {member!r} is not a regular file (link, device or directory)")
+        src = tf.extractfile(info)
+        if src is None:  # pragma: no cover - isreg() guarantees a file object
+            raise AssetFetchError(f"{label}: member {member!r} cannot be read")
+        return _copy_hashing(src, out)
+    raise AssetFetchError(f"{label}: member {member!r} not found")
+
+
+def _extract_tar(archive: Path, member: str, out: BinaryIO) -> str:
+    try:
+        with tarfile.open(archive, mode="r|*") as tf:
+            return _extract_tar_stream(tf, member, out, archive.name)
+    except tarfile.TarError as exc:
+        raise AssetFetchError(f"{archive.name}: not a readable tar archive ({exc})") from exc
+
+
+class _Slice(io.RawIOBase):
+    """A read-only window ``[start, start+size)`` of an open binary file."""
+
+    def __init__(self, fh: BinaryIO, start: int, size: int) -> None:
+        self._fh, self._start, self._size, self._pos = fh, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buf), self._size - self._pos)
+        if n <= 0:
+            return 0
+        self._fh.seek(self._start + self._pos)
+        data = self._fh.read(n)
+        buf[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _ar_members(fh: BinaryIO) -> Iterator[tuple[str, int, int]]:
+    """Yield ``(name, offset, size)`` of each member of an ``ar`` archive (GNU and BSD names)."""
+    if fh.read(8) != b"!<arch>\n":
+        raise AssetFetchError("not an ar archive (bad magic)")
+    pos = 8
+    while True:
+        fh.seek(pos)
+        header = fh.read(60)
+        if not header:
+            return
+        if len(header) < 60 or header[58:60] != b"`\n":
+            raise AssetFetchError("truncated or malformed ar header")
+        name = header[0:16].decode("ascii", "replace").rstrip()
+        try:
+            size = int(header[48:58].decode("ascii").strip())
+        except ValueError as exc:
+            raise AssetFetchError("malformed ar member size") from exc
+        data_at = pos + 60
+        if name.startswith("#1/"):  # BSD: the name follows the header
+            name_len = int(name[3:])
+            name = fh.read(name_len).decode("utf-8", "replace").rstrip("\0")
+            data_at += name_len
+            size -= name_len
+        elif name.endswith("/") and name not in ("/", "//"):
+            name = name[:-1]  # GNU terminator
+        yield name, data_at, size
+        pos = data_at + size + ((data_at + size) % 2)  # members are 2-byte aligned
+
+
+def _extract_deb(archive: Path, member: str, out: BinaryIO) -> str:
+    with open(archive, "rb") as fh:
+        for name, offset, size in _ar_members(fh):
+            if not name.startswith("data.tar"):
+                continue
+            comp = name[len("data.tar"):]
+            label = f"{archive.name}:{name}"
+            window = io.BufferedReader(_Slice(fh, offset, size), buffer_size=_CHUNK)
+            if comp in ("", ".gz", ".xz", ".bz2", ".lzma"):
+                try:
+                    with tarfile.open(fileobj=window, mode="r|*") as tf:
+                        return _extract_tar_stream(tf, member, out, label)
+                except tarfile.TarError as exc:
+                    raise AssetFetchError(f"{label}: unreadable ({exc})") from exc
+            if comp == ".zst":
+                return _extract_deb_zst(archive, window, member, out, label)
+            raise AssetFetchError(f"{label}: unsupported compression {comp!r}")
+    raise AssetFetchError(f"{archive.name}: no data.tar.* member (not a Debian binary package?)")
+
+
+def _extract_deb_zst(archive: Path, window: BinaryIO, member: str, out: BinaryIO, label: str) -> str:
+    """data.tar.zst: the ``zstandard`` module if installed, else ``dpkg-deb --fsys-tarfile``."""
+    try:
+        import zstandard  # type: ignore[import-not-found]
+    except ImportError:
+        zstandard = None
+    if zstandard is not None:
+        reader = zstandard.ZstdDecompressor().stream_reader(window)
+        with tarfile.open(fileobj=reader, mode="r|") as tf:
+            return _extract_tar_stream(tf, member, out, label)
+    if shutil.which("dpkg-deb") is None:
+        raise AssetFetchError(f"{label}: zstd-compressed; install the 'zstandard' module or dpkg-deb")
+    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(archive)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as tf:
+            return _extract_tar_stream(tf, member, out, label)
+    finally:
+        proc.stdout.close()
+        proc.kill()
+        proc.wait()
+
+
+def extract_member(archive: Path, member: str, out: BinaryIO) -> str:
+    """Stream ``member`` of ``archive`` into ``out``; return the SHA-256 of what was written."""
+    check_member_path(member)
+    name = archive.name
+    if name.endswith((".whl", ".zip")):
+        return _extract_zip(archive, member, out)
+    if name.endswith(".deb"):
+        return _extract_deb(archive, member, out)
+    if name.endswith((".tgz", ".tar.gz", ".tar.xz", ".tar.bz2", ".tar")):
+        return _extract_tar(archive, member, out)
+    raise AssetFetchError(f"{name}: unsupported archive type")
