@@ -7,6 +7,7 @@ import re
 import nbformat
 import pytest
 import yaml
+from helpers import require_asset
 
 from faceopt import results
 from faceopt.book import build_book
@@ -84,6 +85,7 @@ def test_committed_scorecard_is_current_and_complete(tmp_path):
 
 @pytest.mark.slow
 def test_book_builds_from_committed_pages_without_warnings(tmp_path, monkeypatch):
+    require_asset("mathjax")  # the book serves its own MathJax
     monkeypatch.setenv("FACEOPT_BUILD_DIR", str(tmp_path))
     index = build_book("full", run=False, log=lambda *_: None)
     assert "book/intro.html" in index.read_text()  # Jupyter Book's index redirects to the root page
@@ -91,6 +93,8 @@ def test_book_builds_from_committed_pages_without_warnings(tmp_path, monkeypatch
     chapter_html = (index.parent / "book" / "chapters" / "01_pipeline_cost.html").read_text()
     assert "GFLOPs" in chapter_html and "<img" in chapter_html  # the cost table and the plots
     assert "colab.research.google.com" in chapter_html
+    assert "_static/mathjax/tex-svg-full.js" in chapter_html and "cdn.jsdelivr.net" not in chapter_html
+    assert (index.parent / "_static" / "mathjax" / "tex-svg-full.js").stat().st_size > 1_000_000
     scorecard_html = (index.parent / "book" / "scorecard.html").read_text()
     assert "T4-cost" in scorecard_html
 

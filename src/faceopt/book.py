@@ -2,11 +2,13 @@
 
 Every build happens in a staging folder ``_build/<scale>/site``: a copy of
 ``_config.yml``, ``_toc.yml`` and ``book/``, with the smoke notebooks laid over
-the committed full-scale pages for a smoke build. The committed pages are read,
+the committed full-scale pages for a smoke build, and MathJax (the registry asset
+``mathjax``) in ``_static/`` so that formulas render without the network. The committed pages are read,
 never written, except by a full-scale run.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,8 +17,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from faceopt import results
+from faceopt.assets import asset_path
 from faceopt.config import Paths, check_scale, paths
 from faceopt.runner import ChapterError, list_chapters, output_dir, results_dir, run_chapter
+
+#: The MathJax file the pages load from the book's own ``_static/mathjax/`` (``mathjax_path`` in _config.yml).
+MATHJAX_FILE = "tex-svg-full.js"
 
 
 class BookBuildError(RuntimeError):
@@ -43,6 +49,8 @@ def stage_book(scale: str, p: Paths | None = None) -> Path:
     site.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(p.root / name, site / name)
+    (site / "_static" / "mathjax").mkdir(parents=True)
+    shutil.copy2(asset_path("mathjax"), site / "_static" / "mathjax" / MATHJAX_FILE)
     shutil.copytree(p.book, site / "book", ignore=shutil.ignore_patterns("results", "*.tmp", ".ipynb_checkpoints"))
     if scale == "smoke":
         smoke_dir = output_dir("smoke", p)
@@ -55,7 +63,7 @@ def render_scorecard_for(scale: str, site: Path, p: Paths | None = None) -> Path
     """Write the scorecard page into the staged book: full results always, smoke results on a smoke build."""
 
     p = p or paths()
-    dirs = [results_dir("full", p)]
+    dirs: list[str | os.PathLike] = [results_dir("full", p)]
     scales: tuple[str, ...] = ("full",)
     if scale == "smoke":
         dirs.append(results_dir("smoke", p))

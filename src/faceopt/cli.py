@@ -7,6 +7,7 @@ Examples::
     faceopt run 01_pipeline_cost --scale full -p seed=1
     faceopt book --scale smoke
     faceopt assets fetch vtest.avi
+    faceopt check-book
     faceopt bench cost --models mobilefacenet iresnet50 --json cost.json
     faceopt train --demo --max-steps 4 --out runs/demo
     faceopt distill --preset full --run-dir src/faceopt/resources/runs/margin_distillation --jobs 15
@@ -107,6 +108,20 @@ def _cmd_assets(args: argparse.Namespace) -> int:
     return cli_main(args.rest)
 
 
+def _cmd_check_book(args: argparse.Namespace) -> int:
+    from faceopt.browser_check import WIDTHS, book_pages, check_pages
+
+    html = args.html or paths().build / "full" / "site" / "_build" / "html"
+    shots = args.screenshots or paths().build / "browser"
+    pages = book_pages(html)
+    problems, formulas = check_pages(pages, root=html, screenshots=shots)
+    for problem in problems:
+        print(problem)
+    print(f"{len(pages)} pages at {' and '.join(f'{w} px' for w in WIDTHS)}: {len(problems)} problem(s), "
+          f"{sum(formulas.values())} formulas typeset; screenshots in {shots}")
+    return 1 if problems else 0
+
+
 def _cmd_scorecard(args: argparse.Namespace) -> int:
     from faceopt.book import render_scorecard_for
 
@@ -137,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--allow-dirty", action="store_true",
                       help="let a full-scale run write pages from a tree with uncommitted changes (trial runs)")
     book.set_defaults(func=_cmd_book)
+
+    check = sub.add_parser("check-book", help="read the built book in headless Chromium at a desktop and a phone width")
+    check.add_argument("--html", type=Path, default=None, help="the built site (default: _build/full/site/_build/html)")
+    check.add_argument("--screenshots", type=Path, default=None, help="folder for the PNGs (default: _build/browser)")
+    check.set_defaults(func=_cmd_check_book)
 
     sub.add_parser("scorecard", help="refresh book/scorecard.md from the full-scale results in book/results"
                    ).set_defaults(func=_cmd_scorecard)

@@ -58,6 +58,7 @@ def _tokens(text: str) -> Iterable[tuple[str, str]]:
             if tok.type == _FSTRING_END:
                 depth -= 1
                 if depth == 0:
+                    assert fstart is not None  # set by the matching FSTRING_START
                     yield "STRING", span(fstart, tok.end)
             continue
         if tok.type in _SKIP:

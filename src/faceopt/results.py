@@ -474,8 +474,8 @@ def scorecard_table(
     for s in scales:
         check_scale(s)
     grouped: dict[tuple[str, str], list[dict]] = {}
-    for e in results:
-        grouped.setdefault((e["claim_id"], e["scale"]), []).append(e)
+    for entry in results:
+        grouped.setdefault((entry["claim_id"], entry["scale"]), []).append(entry)
     rows = []
     for cid, claim in claims.items():
         row: dict[str, Any] = {
@@ -589,7 +589,7 @@ def render_scorecard(
     out_path: str | os.PathLike | None = None,
     *,
     scales: Sequence[str] = ("full", "smoke"),
-    results_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    results_dir: str | os.PathLike | list[str | os.PathLike] | None = None,
     claims_path: str | os.PathLike | None = None,
 ) -> Path:
     """Write the scorecard page (default ``book/scorecard.md``) atomically and return its path.
@@ -598,7 +598,7 @@ def render_scorecard(
     full-scale results and the smoke results of the same run side by side.
     """
     out = Path(out_path) if out_path is not None else paths().book / "scorecard.md"
-    dirs = results_dir if isinstance(results_dir, (list, tuple)) else [results_dir]
+    dirs = results_dir if isinstance(results_dir, list) else [results_dir]
     results = [entry for d in dirs for entry in load_results(d)]
     text = render_markdown(load_claims(claims_path), results, scales=scales)
     atomic_write_text(out, text)

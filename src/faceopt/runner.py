@@ -137,7 +137,7 @@ def set_parameters(nb, values: Mapping[str, Any], stem: str = "chapter") -> None
     for node in ast.parse(cell.source).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             v = node.value
-            if v.lineno == v.end_lineno:
+            if v.lineno == v.end_lineno and v.end_col_offset is not None:
                 spans[node.targets[0].id] = (v.lineno - 1, v.col_offset, v.end_col_offset)
     for name, value in values.items():
         if name not in spans:

@@ -338,7 +338,7 @@ class _ResumableSampler(Sampler[int]):
     """A seeded ``DistributedSampler`` (also for one process) that can skip its first indices."""
 
     def __init__(self, dataset: Dataset, d: _Dist, seed: int) -> None:
-        self.base = DistributedSampler(dataset, num_replicas=d.world_size, rank=d.rank,
+        self.base = DistributedSampler(dataset, num_replicas=d.world_size, rank=d.rank,  # type: ignore[var-annotated]
                                        shuffle=True, seed=seed, drop_last=True)
         self.skip = 0
 

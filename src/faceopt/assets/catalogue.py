@@ -124,6 +124,19 @@ ASSETS: dict[str, Asset] = {
             ),
         ),
         Asset(
+            name="mathjax",
+            registry="npm",
+            package="mathjax",
+            version="3.2.2",
+            filename="mathjax-3.2.2.tgz",
+            archive_sha256="1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09",
+            member="package/es5/tex-svg-full.js",
+            sha256="a4354ff94fd868aea0cc6eaaa79a57fda0588646fc46ee3700a349ee0a11cbe6",
+            licence="Apache-2.0 (MathJax)",
+            purpose=("MathJax 3 in one file (every TeX extension, SVG output, no font files): the book "
+                     "renders its formulas without the network."),
+        ),
+        Asset(
             name="face_recognition_models",
             registry="pypi",
             package="face_recognition_models",

@@ -14,7 +14,7 @@ import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from faceopt.assets.errors import AssetFetchError
 
@@ -37,7 +37,7 @@ def _norm_entry(name: str) -> str:
     return name
 
 
-def _copy_hashing(src: BinaryIO, dst: BinaryIO) -> str:
+def _copy_hashing(src: IO[bytes], dst: BinaryIO) -> str:
     h = hashlib.sha256()
     for chunk in iter(lambda: src.read(_CHUNK), b""):
         h.update(chunk)
@@ -151,7 +151,7 @@ def _extract_deb(archive: Path, member: str, out: BinaryIO) -> str:
 def _extract_deb_zst(archive: Path, window: BinaryIO, member: str, out: BinaryIO, label: str) -> str:
     """data.tar.zst: the ``zstandard`` module if installed, else ``dpkg-deb --fsys-tarfile``."""
     try:
-        import zstandard  # type: ignore[import-not-found]
+        import zstandard
     except ImportError:
         zstandard = None
     if zstandard is not None:

@@ -20,6 +20,7 @@ from faceopt.compress.pruning import (
     layer_density,
     magnitude_scores,
     masks_from_scores,
+    module_tensor,
     prunable,
     prune_at_init,
     prune_iterative,
@@ -190,7 +191,7 @@ def weight_and_activation_errors(model: nn.Sequential, x: torch.Tensor, bits_lis
     rows = []
     for bits in bits_list:
         for module, _ in prunable(model):
-            e = weight_error_per_tensor_vs_per_channel(module.weight.detach(), bits, kind="relative")
+            e = weight_error_per_tensor_vs_per_channel(module_tensor(module).detach(), bits, kind="relative")
             rows.append({"bits": bits, "tensor": f"weight {names[module]}", "kind": "weight",
                          "coarse": e["per_tensor"], "fine": e["per_channel"]})
         for name, act in relu_activations(model, x).items():
@@ -269,7 +270,7 @@ def structured_vs_unstructured(model_name: str, *, ratio: float, repeats: int, w
         rows = latency_comparison(dense, unstructured, structured, input_shape, threads=threads, repeats=repeats,
                                   warmup=warmup, workdir=tmp)
     for row in rows:
-        row["fraction of weights removed"] = 1.0 - row["nonzero"] / rows[0]["nonzero"]
+        row["fraction of weights removed"] = 1.0 - int(row["nonzero"]) / int(rows[0]["nonzero"])
     return rows
 
 

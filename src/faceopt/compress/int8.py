@@ -63,6 +63,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -461,7 +462,7 @@ def compare_int8(
     threads: int | Sequence[int] = 2,
     repeats: int = 30,
     warmup: int = 5,
-    workdir: Path,
+    workdir: Path | str,
     batch_sizes: Sequence[int] = (1,),
     labels: np.ndarray | None = None,
     head: nn.Module | None = None,
@@ -525,7 +526,7 @@ def compare_int8(
                 else:
                     raise ValueError(f"unknown backend {cfg.backend!r}")
                 int8_mb = out.stat().st_size / MIB
-                make = lambda n, out=out: _ort_runner(out, n)  # noqa: E731
+                make = partial(_ort_runner, out)
                 make_ref = lambda n: _ort_runner(fp32_onnx, n)  # noqa: E731
             quant_s = time.perf_counter() - t0
             emb = _embed(make(thread_counts[0]), eval_inputs)

@@ -17,6 +17,7 @@ successive rounds combine. The criteria are the ones the chapter discusses:
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import Callable, Mapping
 
 import torch
@@ -40,6 +41,14 @@ def prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return [(m, "weight") for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
+def module_tensor(module: nn.Module, name: str = "weight") -> torch.Tensor:
+    """``module.<name>``: a weight, or the ``weight_orig`` / ``weight_mask`` of a pruned module."""
+    t = getattr(module, name)
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{type(module).__name__}.{name} is a {type(t).__name__}, not a tensor")
+    return t
+
+
 def _names(model: nn.Module) -> dict[nn.Module, str]:
     return {m: name for name, m in model.named_modules()}
 
@@ -56,8 +65,8 @@ def effective_weight(module: nn.Module) -> torch.Tensor:
     stale right after an optimiser step; this reads the current value.)
     """
     if is_pruned(module):
-        return (module.weight_orig * module.weight_mask).detach()
-    return module.weight.detach()
+        return (module_tensor(module, "weight_orig") * module_tensor(module, "weight_mask")).detach()
+    return module_tensor(module).detach()
 
 
 def clone_model(model: nn.Module) -> nn.Module:
@@ -70,13 +79,13 @@ def clone_model(model: nn.Module) -> nn.Module:
     with torch.no_grad():
         for m, _ in prunable(model):
             if is_pruned(m):
-                setattr(m, "weight", (m.weight_orig * m.weight_mask).detach())
+                setattr(m, "weight", (module_tensor(m, "weight_orig") * module_tensor(m, "weight_mask")).detach())
     return copy.deepcopy(model)
 
 
 def current_masks(model: nn.Module) -> Masks:
     """The boolean keep-mask of every prunable weight (all True where not pruned)."""
-    return {m: (m.weight_mask.bool() if is_pruned(m) else torch.ones_like(m.weight, dtype=torch.bool))
+    return {m: (module_tensor(m, "weight_mask").bool() if is_pruned(m) else torch.ones_like(module_tensor(m), dtype=torch.bool))
             for m, _ in prunable(model)}
 
 
@@ -121,7 +130,7 @@ def magnitude_scores(model: nn.Module) -> Scores:
 def random_scores(model: nn.Module, seed: int = 0) -> Scores:
     """Uniform random scores: random pruning, the control of every comparison."""
     gen = torch.Generator().manual_seed(seed)
-    return {m: torch.rand(m.weight.shape, generator=gen) for m, _ in prunable(model)}
+    return {m: torch.rand(module_tensor(m).shape, generator=gen) for m, _ in prunable(model)}
 
 
 def _batches(data: Split, batch_size: int | None, seed: int | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -133,7 +142,7 @@ def _batches(data: Split, batch_size: int | None, seed: int | None) -> list[tupl
 
 def _live_weights(model: nn.Module) -> list[torch.Tensor]:
     """The weight tensors of the last forward pass (for pruned modules the masked product)."""
-    return [m.weight for m, _ in prunable(model)]
+    return [module_tensor(m) for m, _ in prunable(model)]
 
 
 class _EvalMode:
@@ -158,15 +167,18 @@ def gradient_scores(model: nn.Module, data: Split | None = None, *, batch_size: 
     ``batch_size``), or ``loss_fn(model)`` when given.
     """
     mods = [m for m, _ in prunable(model)]
-    grads = [torch.zeros_like(m.weight) for m in mods]
+    grads = [torch.zeros_like(module_tensor(m)) for m in mods]
     with _EvalMode(model):
         if loss_fn is not None:
             losses: list[tuple[Callable[[], torch.Tensor], float]] = [(lambda: loss_fn(model), 1.0)]
         else:
             if data is None:
                 raise ValueError("gradient_scores needs data or loss_fn")
-            losses = [(lambda xb=xb, yb=yb: nn.functional.cross_entropy(model(xb), yb), len(yb) / len(data))
-                      for xb, yb in _batches(data, batch_size, None)]
+
+            def batch_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+                return nn.functional.cross_entropy(model(xb), yb)
+
+            losses = [(partial(batch_loss, xb, yb), len(yb) / len(data)) for xb, yb in _batches(data, batch_size, None)]
         for loss_of, weight in losses:
             loss = loss_of()
             for acc, g in zip(grads, torch.autograd.grad(loss, _live_weights(model))):
@@ -192,6 +204,7 @@ def hutchinson_diagonal(loss_of: Callable[[], torch.Tensor], weights_of: Callabl
         grads = torch.autograd.grad(loss, weights, create_graph=True)
         zs = [torch.randint(0, 2, g.shape, generator=generator).to(g.dtype) * 2 - 1 for g in grads]
         gz = sum((g * z).sum() for g, z in zip(grads, zs))
+        assert isinstance(gz, torch.Tensor)  # not the start value 0: there are weights
         hz = torch.autograd.grad(gz, weights, allow_unused=True)
         est = [z * (h if h is not None else torch.zeros_like(z)) for z, h in zip(zs, hz)]
         total = est if total is None else [t + e for t, e in zip(total, est)]
@@ -239,7 +252,8 @@ def _linearise(net: nn.Module) -> None:
     pre-activation is non-negative and ReLU-type activations act as the identity.
     """
     for mod in net.modules():
-        if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.running_mean is not None:
+        if (isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.running_mean is not None
+                and mod.running_var is not None):
             mod.running_mean.zero_()
             mod.running_var.fill_(1.0)
     for t in list(net.parameters()) + list(net.buffers()):
@@ -329,10 +343,11 @@ def apply_masks(model: nn.Module, masks: Mapping[nn.Module, torch.Tensor]) -> nn
     with torch.no_grad():
         for m, mask in masks.items():
             if is_pruned(m):
-                m.weight_mask.mul_(mask.to(m.weight_mask.dtype))
-                setattr(m, "weight", (m.weight_orig * m.weight_mask).detach())
+                weight_mask = module_tensor(m, "weight_mask")
+                weight_mask.mul_(mask.to(weight_mask.dtype))
+                setattr(m, "weight", (module_tensor(m, "weight_orig") * weight_mask).detach())
             else:
-                prune.custom_from_mask(m, "weight", mask.to(m.weight.dtype))
+                prune.custom_from_mask(m, "weight", mask.to(module_tensor(m).dtype))
     return model
 
 
@@ -350,7 +365,7 @@ def _respect_masks(model: nn.Module, scores: Scores) -> Scores:
     for m, s in scores.items():
         s = s.double().clone()
         if is_pruned(m):
-            s[m.weight_mask == 0] = float("-inf")
+            s[module_tensor(m, "weight_mask") == 0] = float("-inf")
         out[m] = s
     return out
 

@@ -38,13 +38,13 @@ class FakeQuantSTE(torch.autograd.Function):
     """Fake quantisation with the clipped straight-through estimator as its gradient."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, params: QuantParams) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, params: QuantParams) -> torch.Tensor:
         """``S * (clamp(round(x / S) - Z, qmin, qmax) + Z)``."""
         ctx.save_for_backward(in_range(x, params))
         return fake_quantize(x, params)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         """Pass the gradient where ``x`` is not saturated, zero outside (none to the range)."""
         (inside,) = ctx.saved_tensors
         return grad * inside.to(grad.dtype), None
@@ -65,6 +65,9 @@ class FakeQuant(nn.Module):
     training mode only), ``"minmax"`` (the extremes of everything seen: calibration) or
     ``"off"`` (frozen).  Until a range has been observed the input passes unchanged.
     """
+
+    running_min: torch.Tensor
+    running_max: torch.Tensor
 
     def __init__(self, bits: int = 8, *, kind: Literal["weight", "activation"] = "activation",
                  per_channel: bool = False, axis: int = 0, symmetric: bool | None = None,

@@ -84,7 +84,7 @@ def latency_comparison(dense: nn.Module, unstructured: nn.Module, structured: nn
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows: list[dict[str, float | str | int]] = []
     for label, net in (("dense", dense), ("unstructured", unstructured), ("structured", structured)):
         net = make_permanent(clone_model(net)).eval()
         path = export_onnx(net, workdir / f"{label}.onnx", input_shape)

@@ -178,5 +178,5 @@ def megaface_like(probe_identities: int = 80, probe_images: int = 5, distractors
     if distractors:
         dis = SyntheticFaces(distractors, 1, seed=seed, first_identity=MEGAFACE_DISTRACTOR_FIRST, **params)
         parts.append((dis, np.arange(distractors), np.full(distractors, -1)))
-    return IdentificationSet(FaceList([(probe, pidx, probe.labels[pidx])]), FaceList(parts))
+    return IdentificationSet(FaceList([(probe, pidx, probe.labels[pidx])]), FaceList(parts))  # type: ignore[list-item, arg-type]
 

@@ -120,7 +120,8 @@ class RecordIOReader:
         if 0 in self.offsets:
             head, _ = self.read(0)
             if head.flag > 0:
-                start, end = int(head.label[0]), int(head.label[1])
+                label = np.asarray(head.label)  # flag > 0: an array of labels
+                start, end = int(label[0]), int(label[1])
                 missing = [k for k in range(1, start) if k not in self.offsets]
                 if start < 1 or end < start or missing:
                     raise ValueError(f"{self.path_rec}: header record 0 says images are keys 1..{start - 1} "
@@ -275,7 +276,12 @@ def write_recordio(path_rec: str | os.PathLike, path_idx: str | os.PathLike,
     with open(path_rec, "wb") as frec, open(path_idx, "w", encoding="ascii") as fidx:
         for key, (head, img) in enumerate(items, start_key):
             if not isinstance(head, IRHeader):
-                head = IRHeader(0, head, 0, 0) if np.isscalar(head) else IRHeader(len(head), np.asarray(head), 0, 0)
+                if np.isscalar(head):
+                    # numpy's stub narrows ``head`` to ``generic | complex | str | bytes | memoryview``
+                    head = IRHeader(0, head, 0, 0)  # type: ignore[arg-type]
+                else:
+                    label = np.asarray(head)
+                    head = IRHeader(len(label), label, 0, 0)
             offsets.append(frec.tell())
             fidx.write(f"{key}\t{offsets[-1]}\n")
             frec.write(_record_bytes(pack_header(head) + bytes(img)))

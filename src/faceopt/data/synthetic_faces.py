@@ -304,7 +304,7 @@ def _draw_template(t: dict[str, Any], age: float, size: int) -> tuple[NDArray[np
            "contour": contour, "age": age, "hair": hair,
            "lipcol": _col(t["lip"]), "lipline": _col(t["lip"] * 0.5)}
     geo["eyes"] = _eye_consts(t, geo, size)
-    return out, geo
+    return out, geo  # type: ignore[return-value]
 
 
 def _eye_consts(t: dict[str, Any], geo: dict[str, Any], S: int) -> list[tuple[Any, ...]]:
@@ -627,10 +627,10 @@ class SyntheticFaces(Dataset):
                             interpolation=cv2.INTER_NEAREST)
             ycc[..., 1:] = ch
             out = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR)
-            out = _jpeg(out, p["codec"])
+            out = _jpeg(out, p["codec"])  # type: ignore[arg-type]
         elif p["jpeg"] is not None:
-            out = _jpeg(out, p["jpeg"])
-        return out
+            out = _jpeg(out, p["jpeg"])  # type: ignore[arg-type]
+        return out  # type: ignore[return-value]
 
     def _pose(self, layer: NDArray[np.uint8], t: dict[str, Any], p: dict[str, Any]) -> NDArray[np.uint8]:
         if p["yaw"] == 0 and p["pitch"] == 0 and p["roll"] == 0 and p["tx"] == 0 and p["ty"] == 0 \
@@ -649,7 +649,7 @@ class SyntheticFaces(Dataset):
         c = (S - 1) / 2
         mx = cv2.resize((x0 + c).astype(np.float32), (S, S), interpolation=cv2.INTER_LINEAR)
         my = cv2.resize((y0 + hy + c).astype(np.float32), (S, S), interpolation=cv2.INTER_LINEAR)
-        return cv2.remap(layer, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return cv2.remap(layer, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # type: ignore[return-value]
 
 
 def _cyl(x: NDArray[np.float32], R: float, th: float) -> NDArray[np.float32]:
@@ -666,7 +666,7 @@ def _jpeg(img: NDArray[np.uint8], q: int) -> NDArray[np.uint8]:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(q)])
     if not ok:  # pragma: no cover
         raise RuntimeError("JPEG encoding failed")
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)  # type: ignore[return-value]
 
 
 def to_tensor(bgr: NDArray[np.uint8]) -> torch.Tensor:

@@ -165,7 +165,7 @@ def _conv_from_op(model: TFLiteModel, op: TFLiteOp) -> SamePadConv2d:
                      groups=groups, bias=b is not None)
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(wt))
-        if b is not None:
+        if b is not None and conv.bias is not None:  # bias=b is not None
             conv.bias.copy_(torch.from_numpy(b.astype(np.float32)))
     return SamePadConv2d(conv, o["padding"])
 
@@ -268,6 +268,8 @@ class BlazeFace(nn.Module):
     (identical to the TFLite outputs ``regressors`` and ``classificators``).
     """
 
+    anchors: torch.Tensor
+
     def __init__(self, stages: Sequence[nn.Module], heads: Sequence[tuple[int, nn.Module, nn.Module, int]]) -> None:
         """``heads``: ``(stage index, score conv, regressor conv, anchors per cell)`` in output order."""
         super().__init__()
@@ -336,7 +338,7 @@ class BlazeFace(nn.Module):
             if prod is not None and prod.opcode == "MAX_POOL_2D":
                 if tuple(prod.options["filter"]) != tuple(prod.options["stride"]):
                     raise NotImplementedError("max-pool shortcut with filter != stride")
-                pool = tuple(prod.options["stride"])  # type: ignore[assignment]
+                pool = tuple(prod.options["stride"])
                 pool_padding = prod.options["padding"]
                 short = prod.inputs[0]
             if short != cur:

@@ -217,16 +217,16 @@ def _module_for(model: TFLiteModel, op: TFLiteOp) -> tuple[nn.Module, tuple[int,
                          dilation=o.get("dilation", (1, 1)), groups=groups, bias=b is not None)
         with torch.no_grad():
             conv.weight.copy_(torch.from_numpy(wt))
-            if b is not None:
+            if b is not None and conv.bias is not None:  # bias=b is not None
                 conv.bias.copy_(torch.from_numpy(b.astype(np.float32)))
         return _Conv(bf.SamePadConv2d(conv, o["padding"]), _activation(op)), (op.inputs[0],)
     if op.opcode == "PAD":
         return _Pad(model.constant(op.inputs[1])), (op.inputs[0],)
     if op.opcode == "ADD":
-        a, b = op.inputs[:2]
-        if model.tensors[a].shape != model.tensors[b].shape:
+        lhs, rhs = op.inputs[:2]
+        if model.tensors[lhs].shape != model.tensors[rhs].shape:
             raise NotImplementedError(f"broadcasting ADD (op {op.index})")
-        return _Add(_activation(op)), (a, b)
+        return _Add(_activation(op)), (lhs, rhs)
     if op.opcode == "DEPTH_TO_SPACE":
         return _DepthToSpace(o["block_size"]), (op.inputs[0],)
     if op.opcode == "RESIZE_BILINEAR":
@@ -288,6 +288,8 @@ class BlazePose(nn.Module):
     layout to the TFLite outputs ``Identity`` and ``Identity_1``.
     """
 
+    anchors: torch.Tensor
+
     def __init__(self, stages: Sequence[_Stage], head: OpSequence, head_inputs: dict[int, int],
                  outputs: tuple[int, int]) -> None:
         super().__init__()
@@ -348,7 +350,8 @@ class BlazePose(nn.Module):
                    or (k > 0 and main_ops[k - 1].opcode == "PAD" and main_ops[k - 1].inputs[0] == model.inputs[0]))
             if end:
                 cuts.append(k)
-        stages, source = [], model.inputs[0]
+        stages: list[_Stage] = []
+        source = model.inputs[0]
         start = 0
         for k in cuts:
             seq = OpSequence(model, main_ops[start:k + 1])

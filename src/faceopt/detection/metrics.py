@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -46,7 +46,9 @@ def mean_average_precision(
         raise ValueError(f"pred has {len(pred)} frames but gt has {len(gt)}")
     if not 0.0 < iou < 1.0:
         raise ValueError(f"iou must be in (0, 1), got {iou}")
-    images, annotations, detections = [], [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    detections: list[dict[str, Any]] = []
     for frame, ((boxes, scores), truth) in enumerate(zip(pred, gt)):
         images.append({"id": frame, "width": 1, "height": 1})
         for b in _as_boxes(truth, f"gt[{frame}]"):

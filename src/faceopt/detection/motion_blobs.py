@@ -46,7 +46,7 @@ def foreground_mask(frame: np.ndarray, background: np.ndarray, config: PseudoLab
     diff = cv2.absdiff(frame, background).max(axis=2)
     if config.blur > 1:
         diff = cv2.GaussianBlur(diff, (config.blur, config.blur), 0)
-    mask = np.where(diff > config.diff_threshold, 255, 0).astype(np.uint8)
+    mask: np.ndarray = np.where(diff > config.diff_threshold, 255, 0).astype(np.uint8)
     ow, oh = config.open_size
     if ow * oh > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (ow, oh)))

@@ -171,7 +171,7 @@ def build_person_detector(input_size: tuple[int, int] = FRAME_SIZE, *, frame_siz
                                  anchor_scales=_scaled(anchor_scales, factor))
 
 
-def _scale_factor(frame_size: tuple[int, int], input_size: tuple[int, int]) -> float:
+def _scale_factor(frame_size: Sequence[int], input_size: Sequence[int]) -> float:
     fw, fh = frame_size
     iw, ih = input_size
     if abs(fw / iw - fh / ih) > 1e-6 * fw / iw:
@@ -266,7 +266,7 @@ def train_person_detector(model: SSD, dataset: VideoPersonDataset, *, steps: int
     epoch = -1
     start = time.perf_counter()
     for step in progress(range(steps), desc="train person detector", total=steps):
-        batch_idx = []
+        batch_idx: list[int] = []
         while len(batch_idx) < batch_size:
             if not order:
                 epoch += 1

@@ -5,7 +5,9 @@ an early exit saves exactly the stages after ``m`` and the heads.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -24,11 +26,26 @@ class StageState:
         return self.outputs[-1]
 
 
+class StagedNet(Protocol):
+    """What :class:`StageSplit` runs: :class:`~faceopt.detection.blazeface.BlazeFace` or
+    :class:`~faceopt.detection.blazepose.BlazePose`."""
+
+    stages: torch.nn.ModuleList
+    anchors: torch.Tensor
+
+    @property
+    def num_layers(self) -> int: ...
+
+    def features(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]: ...
+
+    def head(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
 class StageSplit:
     """Shared running part of the staged registry detectors: ``net.stages``, ``net.features(x, upto)``
     and ``net.head(stage_outputs)``. Subclasses add ``prepare`` and ``decode``."""
 
-    net: torch.nn.Module
+    net: StagedNet
 
     @property
     def num_layers(self) -> int:

@@ -73,6 +73,22 @@ def _normal_init(module: nn.Module, std: float = 0.03) -> None:
                 nn.init.zeros_(layer.bias)
 
 
+def _out_channels(block: nn.Module) -> int:
+    """``block.out_channels``, recorded by torchvision's ``Conv2dNormActivation``."""
+    n = getattr(block, "out_channels")
+    if not isinstance(n, int):
+        raise TypeError(f"{type(block).__name__}.out_channels is not an int")
+    return n
+
+
+def _expansion_and_rest(block: nn.Module) -> tuple[nn.Module, nn.Sequential]:
+    """An ``InvertedResidual``'s ``conv`` split into its expansion conv and the rest of it."""
+    conv = block.conv
+    if not isinstance(conv, nn.Sequential):
+        raise TypeError(f"{type(block).__name__}.conv is not an nn.Sequential")
+    return conv[0], conv[1:]
+
+
 class MobileNetV2SSDLiteFeatures(nn.Module):
     """MobileNetV2 ``features`` plus SSDlite extras; returns the six SSD feature maps.
 
@@ -89,7 +105,7 @@ class MobileNetV2SSDLiteFeatures(nn.Module):
             raise ValueError(f"features[{C4_BLOCK}] must be a stride-2 inverted residual block without a shortcut")
         self.body = body
         depths = [max(min_depth, int(d * width_mult)) for d in EXTRA_DEPTHS]
-        last = body[-1].out_channels
+        last = _out_channels(body[-1])
         self.extra = nn.ModuleList(_extra_block(c_in, c_out, norm_layer)
                                    for c_in, c_out in zip([last, *depths[:-1]], depths))
         _normal_init(self.extra)
@@ -107,8 +123,9 @@ class MobileNetV2SSDLiteFeatures(nn.Module):
         for i in range(start, stop):
             block = self.body[i]
             if i == C4_BLOCK:
-                tap = block.conv[0](x)
-                x = block.conv[1:](tap)
+                expansion, rest = _expansion_and_rest(block)
+                tap = expansion(x)
+                x = rest(tap)
             else:
                 x = block(x)
             outputs.append(x)
@@ -130,7 +147,7 @@ class MobileNetV2SSDLiteFeatures(nn.Module):
 
 
 def build_ssd_mobilenetv2(num_classes: int = 2, size: int = 320, width_mult: float = 1.0, *,
-                          input_size: tuple[int, int] | None = None,
+                          input_size: Sequence[int] | None = None,
                           anchor_scales: Sequence[float] | None = None) -> SSD:
     """SSDlite + MobileNetV2 detector (layout in the module docstring), randomly initialised.
 

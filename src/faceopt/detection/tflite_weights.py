@@ -294,7 +294,7 @@ def _options(tflite: Any, name: str, op: Any) -> dict[str, Any]:
     if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         o = tflite.Conv2DOptions() if name == "CONV_2D" else tflite.DepthwiseConv2DOptions()
         o.Init(table.Bytes, table.Pos)
-        out = {
+        out: dict[str, Any] = {
             "padding": padding[o.Padding()],
             "stride": (int(o.StrideH()), int(o.StrideW())),
             "dilation": (int(o.DilationHFactor()), int(o.DilationWFactor())),
@@ -367,6 +367,7 @@ def _infer_options(name: str, ins: tuple[int, ...], outs: tuple[int, ...], tenso
         return {"activation": None} if name in ("ADD", "CONCATENATION") else {}
     xi, yo = tensors[ins[0]].shape, tensors[outs[0]].shape  # NHWC
     stride = (max(xi[1] // yo[1], 1), max(xi[2] // yo[2], 1))
+    kernel: tuple[int, ...]
     if name.endswith("POOL_2D"):
         kernel = stride
     else:

@@ -127,7 +127,7 @@ class GDCHead(nn.Module):
         self, channels: int, embedding_size: int, kernel: tuple[int, int] = (7, 7)
     ) -> None:
         super().__init__()
-        self.gdc = conv_bn(channels, channels, kernel, groups=channels, act=None, padding=0)
+        self.gdc = conv_bn(channels, channels, kernel, groups=channels, act=None, padding=0)  # type: ignore[arg-type]
         self.linear = nn.Conv2d(channels, embedding_size, 1, bias=False)
         self.bn = nn.BatchNorm1d(embedding_size)
 

@@ -159,7 +159,7 @@ PRESETS: dict[str, DistillPreset] = {
     # the book's page; fits 90 minutes on 2 CPU cores, minutes on one GPU
     "full": DistillPreset(
         name="full", size=32, identities=500, images_per_identity=24, difficulty=0.5, spread=1.0,
-        teacher=_NETS["teacher"], teacher_options=_NETS["teacher_options"], student=_NETS["student"],
+        teacher=_NETS["teacher"], teacher_options=_NETS["teacher_options"], student=_NETS["student"],  # type: ignore[arg-type]
         student_options={}, teacher_steps=3000, student_steps=1000, batch_groups=32, seeds=(0, 1, 2),
         headline_seeds=(3, 4), lr=0.05, warmup=0.2, megaface_distractors=10_000),
 }
@@ -187,7 +187,7 @@ class TrainingSet(Dataset):
             raise ValueError(f"group {group} must divide the {per} images per identity")
         if (teacher is None) != (teacher_flip is None):
             raise ValueError("give both teacher and teacher_flip embeddings, or neither")
-        if teacher is not None and (len(teacher) != len(images) or teacher_flip.shape != teacher.shape):
+        if teacher is not None and (len(teacher) != len(images) or teacher_flip.shape != teacher.shape):  # type: ignore[union-attr]
             raise ValueError("teacher embeddings must have one row per image")
         self.images, self.labels, self.group = images, labels, int(group)
         self.teacher, self.teacher_flip = teacher, teacher_flip
@@ -200,7 +200,7 @@ class TrainingSet(Dataset):
         sl = slice(k * self.group, (k + 1) * self.group)
         if self.teacher is None:
             return self.images[sl], self.labels[sl]
-        return self.images[sl], self.labels[sl], self.teacher[sl], self.teacher_flip[sl]
+        return self.images[sl], self.labels[sl], self.teacher[sl], self.teacher_flip[sl]  # type: ignore[index]
 
 
 def render_training_set(preset: DistillPreset, cache_dir: str | os.PathLike | None = None,
@@ -457,7 +457,7 @@ def margin_histogram(teacher_head: MarginHead, t_emb: torch.Tensor, labels: torc
         a = teacher_target_cosines(teacher_head.weight, t_emb[idx], labels[idx])
         a_all.append(a)
         m_all.append(margin_distillation_margins(a, m_min, m_max))
-    a, m = torch.cat(a_all).numpy(), torch.cat(m_all).numpy()
+    a, m = torch.cat(a_all).numpy(), torch.cat(m_all).numpy()  # type: ignore[assignment]
     a_counts, a_edges = np.histogram(a, bins=bins, range=(-1.0, 1.0))
     # a_i < 0 gives m_i < m_min: the margin range follows the data below m_min
     m_counts, m_edges = np.histogram(m, bins=bins, range=(min(float(m.min()), m_min), m_max))

@@ -17,7 +17,7 @@ from torch import nn
 
 from faceopt.config import seed_everything
 from faceopt.data.synthetic_faces import SyntheticFaces
-from faceopt.recognition.distillers import make_distiller
+from faceopt.recognition.distillers import MarginDistillation, make_distiller
 from faceopt.recognition.heads import FaceRecognizer, MarginHead
 from faceopt.recognition.losses import CombinedMarginLoss
 
@@ -107,14 +107,16 @@ def _planar_run(identities: int, images: int, size: int, steps: int, batch: int,
     _fit(plain, x, y, steps, batch, seed)
     out_emb["no_margin"] = plain.embed(x).detach().numpy()
     out_c["no_margin"] = nn.functional.normalize(p_head.weight.detach(), dim=1).numpy()
-    md = None
+    md: MarginDistillation | None = None
     for name in ("arcface", "margin_distillation"):
         seed_everything(seed + 1, threads=None)
         head = MarginHead(2, identities)
         t_copy = MarginHead(2, identities)
         t_copy.load_state_dict(t_head.state_dict())
         loss = make_distiller(name, head, t_copy, s=s, m=m)
-        md = loss if name == "margin_distillation" else md
+        if name == "margin_distillation":
+            assert isinstance(loss, MarginDistillation)
+            md = loss
         student = FaceRecognizer(TinyEmbedder(4), head, loss)
         _fit(student, x, y, steps, batch, seed + 1, t_emb)
         out_emb[name] = student.embed(x).detach().numpy()

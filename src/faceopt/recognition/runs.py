@@ -167,6 +167,7 @@ def run_comparison(preset: ex.DistillPreset, run_dir: str | os.PathLike, *, meth
         sets = sets or ex.build_eval_sets(preset, cache_dir=folder)
         log(f"training {method} (seed {seed}, {preset.student_steps} steps) on {dev}")
         data = plain if method in ex.NO_TEACHER_METHODS else with_teacher
+        assert data is not None  # a method that learns from the teacher is in ``taught``
         student, stats = ex.train_student(method, preset, data, head if method not in ex.NO_TEACHER_METHODS else None,
                                           seed=seed, device=dev, checkpoint_dir=folder / "ckpt" / f"{method}-seed{seed}")
         metrics = ex.evaluate_backbone(student, sets, device=dev)
