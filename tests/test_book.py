@@ -9,8 +9,8 @@ import pytest
 import yaml
 from helpers import require_asset
 
-from faceopt import results
-from faceopt.book import build_book
+from faceopt import results, scorecard
+from faceopt.book import build_book, chapter_titles
 from faceopt.config import paths
 from faceopt.runner import list_chapters, page_parameters, read_chapter
 
@@ -76,11 +76,14 @@ def test_claims_copy_keeps_every_shared_id():
 
 
 def test_committed_scorecard_is_current_and_complete(tmp_path):
-    fresh = results.render_scorecard(tmp_path / "scorecard.md", scales=("full",), results_dir=paths().book / "results")
+    fresh = scorecard.render_scorecard(tmp_path / "scorecard.md", scales=("full",), results_dir=paths().book / "results")
     committed = (ROOT / "book" / "scorecard.md").read_text()
     assert fresh.read_text() == committed, "book/scorecard.md is stale: run `faceopt scorecard`"
     for claim_id in results.load_claims():
-        assert f"`{claim_id}`" in committed
+        assert f"**{claim_id}**" in committed
+    glance = scorecard.render_glance(results.load_claims(), results.load_results(paths().book / "results"),
+                                     chapter_titles(ROOT / "book" / "chapters"))
+    assert (ROOT / "book" / "glance.md").read_text() == glance, "book/glance.md is stale: run `faceopt scorecard`"
 
 
 @pytest.mark.slow

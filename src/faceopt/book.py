@@ -8,7 +8,6 @@ never written, except by a full-scale run.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,9 +15,12 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from faceopt import results
+import nbformat
+
+from faceopt import results, scorecard
 from faceopt.assets import asset_path
 from faceopt.config import Paths, check_scale, paths
+from faceopt.io import atomic_write_text
 from faceopt.runner import ChapterError, list_chapters, output_dir, results_dir, run_chapter
 
 #: The MathJax file the pages load from the book's own ``_static/mathjax/`` (``mathjax_path`` in _config.yml).
@@ -59,16 +61,45 @@ def stage_book(scale: str, p: Paths | None = None) -> Path:
     return site
 
 
-def render_scorecard_for(scale: str, site: Path, p: Paths | None = None) -> Path:
-    """Write the scorecard page into the staged book: full results always, smoke results on a smoke build."""
+def chapter_titles(folder: Path) -> dict[str, str]:
+    """Chapter stem -> the title of its notebook in ``folder`` (the first heading of its first cell)."""
+    titles = {}
+    for nb_path in sorted(folder.glob("*.ipynb")):
+        first = nbformat.read(nb_path, as_version=4).cells[0].source.splitlines()[0]
+        titles[nb_path.stem] = first.lstrip("#").strip()
+    return titles
 
+
+def render_result_pages(scale: str, site: Path, p: Paths | None = None) -> Path:
+    """Write the pages about results into ``site/book``: the scorecard, the intro's glance and, in the
+    staged chapter notebooks, each chapter's claims box; return the scorecard's path.
+
+    Full results always lead; a smoke build adds its smoke results beside them, and its chapter
+    boxes (the smoke notebooks) show the smoke statuses. With ``site = p.root`` this refreshes the
+    committed ``book/scorecard.md`` and ``book/glance.md`` (``faceopt scorecard``), not the pages.
+    """
     p = p or paths()
-    dirs: list[str | os.PathLike] = [results_dir("full", p)]
-    scales: tuple[str, ...] = ("full",)
-    if scale == "smoke":
-        dirs.append(results_dir("smoke", p))
-        scales = ("full", "smoke")
-    return results.render_scorecard(site / "book" / "scorecard.md", scales=scales, results_dir=dirs, claims_path=p.claims)
+    full = results.load_results(results_dir("full", p))
+    smoke = results.load_results(results_dir("smoke", p)) if scale == "smoke" else []
+    claims = results.load_claims(p.claims)
+    book = site / "book"
+    card = book / "scorecard.md"
+    atomic_write_text(card, scorecard.render_markdown(claims, full + smoke, scales=("full", "smoke")[:1 + bool(smoke)]))
+    chapters = book / "chapters"
+    atomic_write_text(book / "glance.md", scorecard.render_glance(claims, full, chapter_titles(chapters)))
+    if site != p.root:
+        smoke_stems = {nb.stem for nb in output_dir("smoke", p).glob("*.ipynb")} if scale == "smoke" else set()
+        for nb_path in sorted(chapters.glob("*.ipynb")):
+            in_smoke = nb_path.stem in smoke_stems
+            box = scorecard.render_claims_box(nb_path.stem, claims, smoke if in_smoke else full,
+                                              scale="smoke" if in_smoke else "full")
+            if box:
+                nb = nbformat.read(nb_path, as_version=4)
+                cell = nbformat.v4.new_markdown_cell(box)
+                cell.metadata["tags"] = ["claims-box"]
+                nb.cells.insert(1, cell)
+                atomic_write_text(nb_path, nbformat.writes(nb))
+    return card
 
 
 def build_html(site: Path, *, log: Callable[[str], None] = print) -> Path:
@@ -108,7 +139,7 @@ def build_book(
     if scale == "full" and missing:
         raise ChapterError(f"no executed page for {', '.join(missing)}; run `faceopt run {missing[0]} --scale full`")
     if scale == "full" and run:
-        render_scorecard_for("full", p.root, p)  # new full-scale results: refresh the committed page
+        render_result_pages("full", p.root, p)  # new full-scale results: refresh the committed page
     site = stage_book(scale, p)
-    render_scorecard_for(scale, site, p)
+    render_result_pages(scale, site, p)
     return build_html(site, log=log)

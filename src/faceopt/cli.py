@@ -123,9 +123,9 @@ def _cmd_check_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_scorecard(args: argparse.Namespace) -> int:
-    from faceopt.book import render_scorecard_for
+    from faceopt.book import render_result_pages
 
-    print(f"scorecard written: {render_scorecard_for('full', paths().root)}")
+    print(f"scorecard and glance written: {render_result_pages('full', paths().root)}")
     return 0
 
 
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--screenshots", type=Path, default=None, help="folder for the PNGs (default: _build/browser)")
     check.set_defaults(func=_cmd_check_book)
 
-    sub.add_parser("scorecard", help="refresh book/scorecard.md from the full-scale results in book/results"
+    sub.add_parser("scorecard", help="refresh book/scorecard.md and book/glance.md from the full-scale results in book/results"
                    ).set_defaults(func=_cmd_scorecard)
 
     for name, func, help_text in (

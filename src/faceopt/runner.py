@@ -197,7 +197,7 @@ def check_parameters(stem: str, params: Mapping[str, Any], p: Paths | None = Non
 
 
 #: What a run of the book writes itself; changes there do not make a page's revision dirty.
-PAGE_OUTPUTS = ("book/chapters", "book/results", "book/scorecard.md")
+PAGE_OUTPUTS = ("book/chapters", "book/results", "book/scorecard.md", "book/glance.md")
 
 
 def busy_note(others: float | None, cores: int | None = None) -> str:
@@ -334,6 +334,8 @@ def run_chapter(
         "FACEOPT_RESULTS_DIR": str(run_results),
         "FACEOPT_QUIET": "1",  # a page is no place for progress bars; the runner reports progress
         PROVENANCE_ENV: str(declarations),
+        # the records name the revision the page names: pages other chapters wrote before do not make it dirty
+        "FACEOPT_GIT_REV": git_revision(p.root, ignore=PAGE_OUTPUTS),
     }
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
