@@ -20,16 +20,16 @@
 # operations) predicts what we will wait for on a real processor. This chapter
 # measures exactly that for the networks the thesis uses {cite}`svitov2023`.
 
-# %% tags=["colab"]
+# %% tags=["colab", "remove-cell"]
 # The runner writes the Colab install cell here (faceopt.runner.COLAB_CELL, _config.yml's repository).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 scale = "smoke"  # "smoke" (a minute, golden test) or "full" (the book's page)
 data = "synthetic"  # this chapter times random 112x112 inputs; it reads no dataset
 device = "auto"  # latency is measured on the CPU, the target of the thesis
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -37,7 +37,7 @@ import seaborn as sns
 from faceopt import provenance, results
 from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.system import cost
-from faceopt.system.diagram import draw_pipeline
+from faceopt.system.diagram import draw_pipeline, work_against_latency
 
 check_scale(scale)
 check_choice("data", data, ("synthetic",))
@@ -146,7 +146,7 @@ t4_rows
 # %% tags=["nbval-ignore-output"]
 timed = cost.measure_preset(preset)
 latency_table = pd.DataFrame([c.as_row() for c in timed]).set_index("model")
-latency_table
+latency_table.rename(columns=lambda c: c.replace("_", " "))
 
 # %% [markdown]
 # ### Operations against time
@@ -163,12 +163,7 @@ long = pd.DataFrame([
      "latency (ms)": c.latency[k].median_ms}
     for c in timed for k in c.latency
 ])
-fig, ax = plt.subplots(figsize=(7.5, 5))
-sns.scatterplot(data=long, x="GMACs", y="latency (ms)", hue="runtime", style="runtime", s=70, ax=ax)
-for c in timed:
-    ax.annotate(c.name, (c.gmacs, c.latency[keys[-1]].median_ms), fontsize=8, xytext=(4, -10),
-                textcoords="offset points")
-ax.set(xscale="log", yscale="log", title="Work against latency, batch 1, 112x112")
+fig = work_against_latency(long.to_dict("records"), label_runtime=cost.runtime_label(keys[-1]))
 plt.show()
 
 # %% [markdown]
@@ -257,7 +252,7 @@ ratios
 #   yet, so the claim is recorded as "pending" with its time ratio; earlier revisions
 #   called it "needs-real-data", which promises a protocol that does not exist yet.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "remove-cell"]
 macs_ok = bool(t4_rows["GFLOPs within 5%"].all())
 params_ok = bool(t4_rows["params within 5%"].all())
 ratio_t4, ratio_t15, ratio_t18 = (float(r) for r in ratios["ours"])
@@ -275,6 +270,8 @@ results.record(
                                 "size_mb": student.size_mb * 2**20 / 1e6},
               "latency_ratio": ratio_t4, "runtime": key},
     parts=t4_parts,
+    headline=f"ResNet-100 {2 * teacher.gmacs:.1f} GFLOPs, {teacher.params / 1e6:.1f} M parameters; MobileFaceNet "
+             f"{2 * student.gmacs:.2f} GFLOPs, {student.params / 1e6:.2f} M; {ratio_t4:.1f}x slower on this CPU",
     note=("MACs within 5%" if macs_ok else "MACs off by more than 5%")
     + ("; params within 5%" if params_ok else "; ResNet-100 params 65.2M vs 52.56M: the thesis's count "
        "disagrees with its own 261.2 MB size, see the chapter")
@@ -285,12 +282,14 @@ results.record(
     measured={"latency_ratio": ratio_t15, "runtime": key,
               "mobiface_x3_params_M": by_name["mobiface_x3_swish_se"].params / 1e6},
     parts=t15_parts,
+    headline=f"ResNet-100 {ratio_t15:.1f}x slower than MobiFace x3 on this CPU (thesis 13.9x)",
     note=f"teacher/student latency ratio {ratio_t15:.1f}x here vs 13.9x in Table 15 (size met if within 20%)",
 )
 results.record(
     "T16-18-teacher-size", chapter="01_pipeline_cost", scale=scale, data="architectures at 112x112, random weights",
     measured={"time_ratio_r100_r50": ratio_t18, "runtime": key},
     status=results.PENDING,
+    headline=f"time ratio ResNet-100 / ResNet-50 {ratio_t18:.2f}x (thesis 1.83x); the accuracy half is not measured",
     note=f"only the time half is measured: {ratio_t18:.2f}x vs 1.83x in Table 18; the accuracy half (Tables "
     "16-17, the thesis's private door-phone data) waits for the door-phone protocol",
 )

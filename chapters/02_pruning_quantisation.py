@@ -26,16 +26,16 @@
 # size that trains in a second. The deployment experiments at the end use the
 # mobile face networks of the zoo.
 
-# %% tags=["colab"]
+# %% tags=["colab", "remove-cell"]
 # The runner writes the Colab install cell here (faceopt.runner.COLAB_CELL, _config.yml's repository).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 scale = "smoke"  # "smoke" (about a minute, golden test) or "full" (the book's page)
 data = "digits"  # scikit-learn's bundled digits; this chapter reads no other dataset
 device = "auto"  # training is tiny and runs on the CPU; latency is measured on the CPU
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
@@ -46,9 +46,12 @@ import torch
 
 from faceopt import provenance, results
 from faceopt.compress import experiments as ex
+from faceopt.compress.figures import accuracy_against_bits, calibration_table, quantisation_errors
+from faceopt.compress.quantization import affine_params, dequantize, quantize
+from faceopt.compress.training import fit
 from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.data.digits import load_digits_split
-from faceopt.models.lenet import lenet300_100
+from faceopt.models.lenet import lenet5_digits, lenet300_100
 from faceopt.stats import compare
 
 check_scale(scale)
@@ -244,8 +247,6 @@ structured
 # four values quantised to 8 bits with an asymmetric range:
 
 # %%
-from faceopt.compress.quantization import affine_params, dequantize, quantize
-
 r = torch.tensor([-1.0, 0.0, 0.5, 1.0])
 params = affine_params(float(r.min()), float(r.max()), bits=8)
 q = quantize(r, params)
@@ -263,15 +264,15 @@ pd.DataFrame({"r": r.numpy(), "Q(r)": q.numpy(), "S (Q + Z)": dequantize(q, para
 # activations of a small CNN.
 
 # %% tags=["machine-dependent"]
-from faceopt.compress.training import fit
-from faceopt.models.lenet import lenet5_digits
-
 torch.manual_seed(seed)
 cnn = lenet5_digits()
 fit(cnn, train, epochs=preset.dense_epochs, lr=preset.lr, seed=seed)
 errors = pd.DataFrame(ex.weight_and_activation_errors(cnn, test.x, preset.quant_bits))
 errors["fine better"] = errors["fine"] < errors["coarse"]
-errors.rename(columns={"coarse": "per-tensor / symmetric", "fine": "per-channel / asymmetric"})
+fig = quantisation_errors(errors)
+plt.show()
+errors.groupby(["kind", "bits"])["fine better"].agg(["sum", "count"]).rename(
+    columns={"sum": "finer range better", "count": "tensors"})
 
 # %% [markdown]
 # ### Static and dynamic ranges, and how to calibrate them
@@ -288,7 +289,7 @@ errors.rename(columns={"coarse": "per-tensor / symmetric", "fine": "per-channel 
 
 # %% tags=["machine-dependent"]
 calib_rows = pd.DataFrame(ex.calibration_errors(cnn, train.x[:256], test.x, preset.quant_bits))
-calib_table = calib_rows.pivot_table(index=["bits", "activation"], columns="ranges", values="error")
+calib_table = calibration_table(calib_rows)
 calib_table
 
 # %% [markdown]
@@ -309,6 +310,8 @@ calib_table
 pq = pd.DataFrame(ex.ptq_vs_qat_fair(lenet300_100, train, test, seeds=seeds, bits_list=preset.qat_bits,
                                      float_epochs=preset.dense_epochs, qat_epochs=preset.qat_epochs, lr=preset.lr))
 pq_table = pq.groupby("bits")[["float", "PTQ", "QAT"]].agg(["mean", "std"]).sort_index(ascending=False)
+fig = accuracy_against_bits(pq)
+plt.show()
 pq_table
 
 # %% [markdown]
@@ -349,9 +352,8 @@ pq_table
 # %% tags=["nbval-ignore-output"]
 int8_rows, int8_fp32_acc = ex.int8_deployment("mobilefacenet_relu512", preset, seed=seed)
 int8 = pd.DataFrame(int8_rows)
-int8_cols = ["config", "threads", "fp32_ms", "int8_ms", "speedup", "fp32_mb", "int8_mb", "cos_mean", "cos_min",
-             "acc_fp32", "acc_int8"] + [c for c in int8.columns if c.endswith("_b8")]
-int8[[c for c in int8_cols if c in int8.columns]]
+int8_cols = ["config", "threads", "fp32_ms", "int8_ms", "speedup", "int8_mb", "cos_mean", "acc_int8"]
+int8[[c for c in int8_cols if c in int8.columns]].rename(columns=lambda c: c.replace("_", " "))
 
 # %% [markdown]
 # ## What goes into the scorecard
@@ -372,12 +374,14 @@ int8[[c for c in int8_cols if c in int8.columns]]
 # the note says so; QAT's large gain at 2 bits is printed beside it, since the claim
 # does not name that width.
 
-# %% tags=["machine-dependent"]
+# %% tags=["machine-dependent", "hide-input"]
 results.record("S1-iterative", chapter=CHAPTER, scale=scale, data=DATA,
                measured={"sparsity": preset.iterative_target, "rounds": preset.iterative_rounds,
                          "iterative": iterative_cmp.mean_a, "one_shot": iterative_cmp.mean_b,
                          "diff": iterative_cmp.diff, "stderr": iterative_cmp.stderr, "seeds": len(seeds)},
                parts=[results.Part.compared("iterative above one-shot", iterative_cmp)],
+               headline=f"at {preset.iterative_target:.0%} sparsity: iterative {iterative_cmp.mean_a:.4f}, one-shot "
+                        f"{iterative_cmp.mean_b:.4f} ({iterative_cmp.diff:+.4f} ± {iterative_cmp.stderr:.4f})",
                note="LeNet-300-100, same fine-tuning budget; " + iterative_cmp.text())
 
 results.record("S1-lth-rewind", chapter=CHAPTER, scale=scale, data=DATA,
@@ -385,6 +389,8 @@ results.record("S1-lth-rewind", chapter=CHAPTER, scale=scale, data=DATA,
                          "diff": lth_cmp.diff, "stderr": lth_cmp.stderr, "seeds": len(seeds)},
                parts=[results.Part.compared(f"rewind above random re-initialisation at {lth_sparsity:.0%} sparsity",
                                             lth_cmp)],
+               headline=f"at {lth_sparsity:.0%} sparsity: rewind {lth_cmp.mean_a:.4f}, random re-initialisation "
+                        f"{lth_cmp.mean_b:.4f}",
                note=f"LeNet-300-100, rewind to step {preset.rewind_step}; " + lth_cmp.text())
 
 by_crit = {c: collapse[(collapse.criterion == c) & (collapse.sparsity == collapse.sparsity.max())]["collapsed"].iloc[0]
@@ -394,6 +400,8 @@ results.record("S1-synflow-collapse", chapter=CHAPTER, scale=scale, data="LeNet-
                          "collapsed_layers": {c: list(v) for c, v in by_crit.items()}},
                parts=[results.Part.observed("magnitude at initialisation empties a layer", bool(by_crit["magnitude"])),
                       results.Part.observed("SynFlow empties no layer", not by_crit["synflow"])],
+               headline=f"at {collapse.sparsity.max():.1%} sparsity: magnitude at initialisation empties "
+                        f"{len(by_crit['magnitude'])} layer(s), SynFlow {len(by_crit['synflow'])}",
                note=f"{len(by_crit['magnitude'])} layer(s) collapse for magnitude at init, "
                     f"{len(by_crit['synflow'])} for SynFlow ({preset.synflow_iterations} iterations)")
 
@@ -405,6 +413,8 @@ results.record("S1-structured", chapter=CHAPTER, scale=scale, data="MobileNetV2 
                                    math.log(st.loc["unstructured", f"{rt}_ms"] / st.loc["structured", f"{rt}_ms"]),
                                    math.hypot(st.loc["unstructured", f"{rt}_log_se"], st.loc["structured", f"{rt}_log_se"]))
                       for rt in ("torch", "ort")],
+               headline=f"onnxruntime: structured {st.loc['structured', 'ort_ms']:.2f} ms, unstructured "
+                        f"{st.loc['unstructured', 'ort_ms']:.2f} ms (same share of weights removed)",
                note="same fraction of weights removed; latency medians at batch 1, 2 threads, one run")
 
 w = errors[errors.kind == "weight"]
@@ -418,6 +428,9 @@ results.record("S1-quant-perchannel", chapter=CHAPTER, scale=scale, data=DATA + 
                                             bool((w["fine"] < w["coarse"]).all())),
                       results.Part.observed("asymmetric below symmetric error on every ReLU output",
                                             bool((a["fine"] < a["coarse"]).all()))],
+               headline=f"per-channel below per-tensor on {int((w['fine'] < w['coarse']).sum())}/{len(w)} weight "
+                        f"tensors, asymmetric below symmetric on {int((a['fine'] < a['coarse']).sum())}/{len(a)} "
+                        "ReLU outputs",
                note=f"per-channel better on {int((w['fine'] < w['coarse']).sum())}/{len(w)} weight tensors, "
                     f"asymmetric better on {int((a['fine'] < a['coarse']).sum())}/{len(a)} ReLU outputs")
 
@@ -431,6 +444,9 @@ results.record("S1-qat-vs-ptq", chapter=CHAPTER, scale=scale, data=DATA + "; LeN
                parts=[results.Part.observed("QAT not below PTQ beyond the noise at 8 bits",
                                             cmp8.diff >= -results.NOISE_K * cmp8.stderr),
                       results.Part.compared("QAT above PTQ at 4 bits", cmp4)],
+               headline=f"QAT / PTQ accuracy: {cmp8.mean_a:.4f} / {cmp8.mean_b:.4f} at 8 bits, {cmp4.mean_a:.4f} / "
+                        f"{cmp4.mean_b:.4f} at 4 bits, {cmp_low.mean_a:.4f} / {cmp_low.mean_b:.4f} at "
+                        f"{min(preset.qat_bits)} bits",
                note=f"same training budget; the claim's check is at 8 and 4 bits: {cmp4.text()} at 4 bits; "
                     f"at {min(preset.qat_bits)} bits: {cmp_low.text()}")
 
@@ -448,6 +464,8 @@ if preset.int8_train_epochs:
                    parts=[results.Part.observed("INT8 accuracy within 1 point of FP32", acc_change >= -1.0),
                           results.Part("INT8 faster than FP32 (log latency ratio)", math.log(best["speedup"]),
                                        float(best["speedup_log_se"]))],
+                   headline=f"accuracy {best['acc_fp32']:.4f} (FP32) → {best['acc_int8']:.4f} (INT8), "
+                            f"{best['speedup']:.2f}x faster (onnxruntime, {max(preset.int8_threads)} threads)",
                    note=f"fastest onnxruntime configuration with cosine >= 0.99 to FP32: accuracy change "
                         f"{acc_change + 0.0:+.1f} points, {best['speedup']:.2f}x faster than onnxruntime FP32 at batch 1, "
                         f"{max(preset.int8_threads)} threads")

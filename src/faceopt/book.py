@@ -51,6 +51,7 @@ def stage_book(scale: str, p: Paths | None = None) -> Path:
     site.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(p.root / name, site / name)
+    shutil.copytree(p.root / "_static", site / "_static")  # the book's CSS
     (site / "_static" / "mathjax").mkdir(parents=True)
     shutil.copy2(asset_path("mathjax"), site / "_static" / "mathjax" / MATHJAX_FILE)
     shutil.copytree(p.book, site / "book", ignore=shutil.ignore_patterns("results", "*.tmp", ".ipynb_checkpoints"))

@@ -116,10 +116,12 @@ def _driver(window_height: int = 900) -> Any:
 
 
 def book_pages(html_root: str | Path) -> list[Path]:
-    """The book's HTML pages under a built site's ``_build/html`` (Sphinx's index and search pages left out)."""
+    """The book's HTML pages under a built site's ``_build/html`` (Sphinx's index and search pages and
+    redirects left out)."""
     root = Path(html_root)
     pages = [p for p in sorted(root.rglob("*.html"))
-             if p.name not in SKIPPED_PAGES and "_static" not in p.parts and "_sources" not in p.parts]
+             if p.name not in SKIPPED_PAGES and "_static" not in p.parts and "_sources" not in p.parts
+             and 'http-equiv="refresh"' not in p.read_text(errors="replace")[:2000]]  # redirects: no content
     if not pages:
         raise FileNotFoundError(f"{root}: no HTML pages; build the book first (make book-full)")
     return pages

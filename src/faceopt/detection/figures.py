@@ -17,11 +17,15 @@ def draw_boxes(frame: np.ndarray, boxes: np.ndarray, colour: tuple[int, int, int
 
 
 def motion_strip(frames: Sequence[np.ndarray], diffs: Sequence[np.ndarray | None], kept: Sequence[np.ndarray],
-                 dropped: Sequence[np.ndarray], gt: Sequence[np.ndarray], titles: Sequence[str]) -> plt.Figure:
-    """Top row: frames with ground truth (white), kept (green) and dropped (red) boxes; bottom: Diff maps."""
+                 dropped: Sequence[np.ndarray], gt: Sequence[np.ndarray], titles: Sequence[str], *,
+                 panel_width: float = 3.2) -> plt.Figure:
+    """Top row: frames with ground truth (white), kept (green) and dropped (red) boxes; bottom: Diff maps.
+    ``panel_width``: inches per frame (the height follows the frames' aspect)."""
     n = len(frames)
     with_maps = any(d is not None for d in diffs)
-    fig, axes = plt.subplots(2 if with_maps else 1, n, figsize=(3.2 * n, 5.4 if with_maps else 2.8), squeeze=False)
+    row = panel_width * frames[0].shape[0] / frames[0].shape[1] + 0.4
+    fig, axes = plt.subplots(2 if with_maps else 1, n, figsize=(panel_width * n, 2 * row if with_maps else row),
+                             squeeze=False)
     im = None
     for i in range(n):
         img = draw_boxes(frames[i], gt[i], (255, 255, 255), 5)
@@ -48,7 +52,8 @@ def grid_heatmaps(grid: Any, title: str) -> plt.Figure:
     for ax, value, cmap, label in ((axes[0], "mAP", "viridis", "mAP@0.5"),
                                    (axes[1], "ms per frame", "rocket_r", "modelled ms per frame")):
         sns.heatmap(grid.pivot(index="layer", columns="threshold", values=value), ax=ax, cmap=cmap,
-                    cbar_kws={"label": label})
+                    cbar_kws={"label": label}, yticklabels=True)
+        ax.tick_params(axis="y", labelrotation=0, labelsize=9)  # layer numbers side by side overprint
     axes[0].set_title(f"{title}: mAP over layer m and threshold (Fig. 2.4)")
     axes[1].set_title("mean frame time over m and threshold")
     fig.tight_layout()
@@ -74,6 +79,30 @@ def gate_versus_pixel(study: Any, gate_title: str, pixel_title: str, *, time_pan
         axes[2].plot(ours["threshold"], ours["ms per frame"], "o-", label=f"AmphibianDetector, m={layer}")
         axes[2].axhline(1e3 * study.times.detector_alone, color="grey", ls="--", label="detector alone")
         axes[2].set(xlabel="threshold lambda", ylabel="ms per frame", title="modelled ms per frame (Fig. 2.6)")
+        axes[2].set_ylim(bottom=0)  # from zero: a few percent must look like a few percent
+    for ax in axes:
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def time_and_speedup(at_layer: Any, times: Any, chosen_layer: int, layers: Sequence[int]) -> plt.Figure:
+    """Left: modelled ms per frame against lambda at the chosen layer, from zero, with the detector alone;
+    right: the speed-up over the detector alone against the share of static frames for each layer in
+    ``layers`` (each once; the chosen one marked). ``at_layer``: the grid's rows of the chosen layer;
+    ``times``: :class:`~faceopt.detection.experiments.StageTimes`."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    axes[0].plot(at_layer["threshold"], at_layer["ms per frame"], "o-", label=f"AmphibianDetector, m={chosen_layer}")
+    axes[0].axhline(1e3 * times.detector_alone, color="grey", ls="--", label="detector alone")
+    axes[0].set(xlabel="threshold lambda", ylabel="ms per frame", title="Mean frame time (modelled from stages)")
+    axes[0].set_ylim(bottom=0)
+    shares = np.linspace(0, 1, 11)
+    for m in sorted(set(layers)):
+        axes[1].plot(shares, [times.detector_alone / times.frame_time(m, s) for s in shares],
+                     label=f"m={m}" + (" (chosen)" if m == chosen_layer else ""))
+    axes[1].axhline(1.0, color="grey", ls="--", lw=1)
+    axes[1].set(xlabel="share of static frames", ylabel="speed-up over the detector alone",
+                title="Where the gain comes from")
     for ax in axes:
         ax.legend()
     fig.tight_layout()
