@@ -37,6 +37,7 @@ import seaborn as sns
 from faceopt import provenance, results
 from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.system import cost
+from faceopt.system.claims import record_claims, table4_check
 from faceopt.system.diagram import draw_pipeline, work_against_latency
 
 check_scale(scale)
@@ -120,17 +121,7 @@ static_table
 # %%
 t4 = claims["T4-cost"].thesis
 by_name = {c.name: c for c in static}
-teacher, student = by_name["iresnet100"], by_name["mobilefacenet_relu512"]
-t4_rows = pd.DataFrame({
-    "thesis GFLOPs": [t4["resnet100"]["gflops"], t4["mobilefacenet"]["gflops"]],
-    "ours GFLOPs": [2 * teacher.gmacs, 2 * student.gmacs],
-    "thesis params (M)": [t4["resnet100"]["params_M"], t4["mobilefacenet"]["params_M"]],
-    "ours params (M)": [teacher.params / 1e6, student.params / 1e6],
-    "thesis size (MB)": [t4["resnet100"]["size_mb"], t4["mobilefacenet"]["size_mb"]],
-    "ours size (MB)": [teacher.size_mb * 2**20 / 1e6, student.size_mb * 2**20 / 1e6],
-}, index=["iResNet-100 (teacher)", "MobileFaceNet ReLU-512 (student)"])
-t4_rows["GFLOPs within 5%"] = (t4_rows["ours GFLOPs"] / t4_rows["thesis GFLOPs"] - 1).abs() <= 0.05
-t4_rows["params within 5%"] = (t4_rows["ours params (M)"] / t4_rows["thesis params (M)"] - 1).abs() <= 0.05
+t4_rows = table4_check(by_name, t4)
 t4_rows
 
 # %% [markdown]
@@ -253,47 +244,7 @@ ratios
 #   called it "needs-real-data", which promises a protocol that does not exist yet.
 
 # %% tags=["nbval-ignore-output", "remove-cell"]
-macs_ok = bool(t4_rows["GFLOPs within 5%"].all())
-params_ok = bool(t4_rows["params within 5%"].all())
-ratio_t4, ratio_t15, ratio_t18 = (float(r) for r in ratios["ours"])
-log_t4 = cost.latency_log_ratio(timed, "iresnet100", "mobilefacenet_relu512", key)
-log_t15 = cost.latency_log_ratio(timed, "iresnet100", "mobiface_x3_swish_se", key)
-t4_parts = [results.Part("ResNet-100 slower than MobileFaceNet (log latency ratio)", *log_t4,
-                         size_met=macs_ok and params_ok)]
-t15_parts = [results.Part("ResNet-100 slower than MobiFace x3 (log latency ratio)", *log_t15,
-                          size_met=abs(ratio_t15 / 13.9 - 1) <= 0.2)]
-results.record(
-    "T4-cost", chapter="01_pipeline_cost", scale=scale, data="architectures at 112x112, random weights",
-    measured={"resnet100": {"gflops": 2 * teacher.gmacs, "params_M": teacher.params / 1e6,
-                            "size_mb": teacher.size_mb * 2**20 / 1e6},
-              "mobilefacenet": {"gflops": 2 * student.gmacs, "params_M": student.params / 1e6,
-                                "size_mb": student.size_mb * 2**20 / 1e6},
-              "latency_ratio": ratio_t4, "runtime": key},
-    parts=t4_parts,
-    headline=f"ResNet-100 {2 * teacher.gmacs:.1f} GFLOPs, {teacher.params / 1e6:.1f} M parameters; MobileFaceNet "
-             f"{2 * student.gmacs:.2f} GFLOPs, {student.params / 1e6:.2f} M; {ratio_t4:.1f}x slower on this CPU",
-    note=("MACs within 5%" if macs_ok else "MACs off by more than 5%")
-    + ("; params within 5%" if params_ok else "; ResNet-100 params 65.2M vs 52.56M: the thesis's count "
-       "disagrees with its own 261.2 MB size, see the chapter")
-    + f"; latency ratio {ratio_t4:.1f}x on this CPU vs 9.5x in the thesis (the size here is the counts)",
-)
-results.record(
-    "T15-speedup", chapter="01_pipeline_cost", scale=scale, data="architectures at 112x112, random weights",
-    measured={"latency_ratio": ratio_t15, "runtime": key,
-              "mobiface_x3_params_M": by_name["mobiface_x3_swish_se"].params / 1e6},
-    parts=t15_parts,
-    headline=f"ResNet-100 {ratio_t15:.1f}x slower than MobiFace x3 on this CPU (thesis 13.9x)",
-    note=f"teacher/student latency ratio {ratio_t15:.1f}x here vs 13.9x in Table 15 (size met if within 20%)",
-)
-results.record(
-    "T16-18-teacher-size", chapter="01_pipeline_cost", scale=scale, data="architectures at 112x112, random weights",
-    measured={"time_ratio_r100_r50": ratio_t18, "runtime": key},
-    status=results.PENDING,
-    headline=f"time ratio ResNet-100 / ResNet-50 {ratio_t18:.2f}x (thesis 1.83x); the accuracy half is not measured",
-    note=f"only the time half is measured: {ratio_t18:.2f}x vs 1.83x in Table 18; the accuracy half (Tables "
-    "16-17, the thesis's private door-phone data) waits for the door-phone protocol",
-)
-print(f"T4 latency ratio {ratio_t4:.1f}x, T15 {ratio_t15:.1f}x, T18 {ratio_t18:.2f}x")
+record_claims(by_name, timed, key, claims, chapter="01_pipeline_cost", scale=scale)
 
 # %% [markdown]
 # ## Reading the numbers

@@ -36,7 +36,6 @@ device = "auto"  # training is tiny and runs on the CPU; latency is measured on 
 seed = 0
 
 # %% tags=["hide-input"]
-import math
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -44,8 +43,9 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from faceopt import provenance, results
+from faceopt import provenance
 from faceopt.compress import experiments as ex
+from faceopt.compress.claims import record_claims
 from faceopt.compress.figures import accuracy_against_bits, calibration_table, quantisation_errors
 from faceopt.compress.quantization import affine_params, dequantize, quantize
 from faceopt.compress.training import fit
@@ -375,103 +375,9 @@ int8[[c for c in int8_cols if c in int8.columns]].rename(columns=lambda c: c.rep
 # does not name that width.
 
 # %% tags=["machine-dependent", "hide-input"]
-results.record("S1-iterative", chapter=CHAPTER, scale=scale, data=DATA,
-               measured={"sparsity": preset.iterative_target, "rounds": preset.iterative_rounds,
-                         "iterative": iterative_cmp.mean_a, "one_shot": iterative_cmp.mean_b,
-                         "diff": iterative_cmp.diff, "stderr": iterative_cmp.stderr, "seeds": len(seeds)},
-               parts=[results.Part.compared("iterative above one-shot", iterative_cmp)],
-               headline=f"at {preset.iterative_target:.0%} sparsity: iterative {iterative_cmp.mean_a:.4f}, one-shot "
-                        f"{iterative_cmp.mean_b:.4f} ({iterative_cmp.diff:+.4f} ± {iterative_cmp.stderr:.4f})",
-               note="LeNet-300-100, same fine-tuning budget; " + iterative_cmp.text())
-
-results.record("S1-lth-rewind", chapter=CHAPTER, scale=scale, data=DATA,
-               measured={"sparsity": lth_sparsity, "rewind": lth_cmp.mean_a, "random_reinit": lth_cmp.mean_b,
-                         "diff": lth_cmp.diff, "stderr": lth_cmp.stderr, "seeds": len(seeds)},
-               parts=[results.Part.compared(f"rewind above random re-initialisation at {lth_sparsity:.0%} sparsity",
-                                            lth_cmp)],
-               headline=f"at {lth_sparsity:.0%} sparsity: rewind {lth_cmp.mean_a:.4f}, random re-initialisation "
-                        f"{lth_cmp.mean_b:.4f}",
-               note=f"LeNet-300-100, rewind to step {preset.rewind_step}; " + lth_cmp.text())
-
-by_crit = {c: collapse[(collapse.criterion == c) & (collapse.sparsity == collapse.sparsity.max())]["collapsed"].iloc[0]
-           for c in ("magnitude", "gradient", "synflow")}
-results.record("S1-synflow-collapse", chapter=CHAPTER, scale=scale, data="LeNet-300-100 at initialisation",
-               measured={"sparsity": float(collapse.sparsity.max()),
-                         "collapsed_layers": {c: list(v) for c, v in by_crit.items()}},
-               parts=[results.Part.observed("magnitude at initialisation empties a layer", bool(by_crit["magnitude"])),
-                      results.Part.observed("SynFlow empties no layer", not by_crit["synflow"])],
-               headline=f"at {collapse.sparsity.max():.1%} sparsity: magnitude at initialisation empties "
-                        f"{len(by_crit['magnitude'])} layer(s), SynFlow {len(by_crit['synflow'])}",
-               note=f"{len(by_crit['magnitude'])} layer(s) collapse for magnitude at init, "
-                    f"{len(by_crit['synflow'])} for SynFlow ({preset.synflow_iterations} iterations)")
-
-st = structured.set_index("model")
-results.record("S1-structured", chapter=CHAPTER, scale=scale, data="MobileNetV2 (zoo), random weights, 112x112",
-               measured={k: {"torch_ms": float(st.loc[k, "torch_ms"]), "ort_ms": float(st.loc[k, "ort_ms"]),
-                             "nonzero": int(st.loc[k, "nonzero"])} for k in st.index},
-               parts=[results.Part(f"structured faster than unstructured ({rt}, log latency ratio)",
-                                   math.log(st.loc["unstructured", f"{rt}_ms"] / st.loc["structured", f"{rt}_ms"]),
-                                   math.hypot(st.loc["unstructured", f"{rt}_log_se"], st.loc["structured", f"{rt}_log_se"]))
-                      for rt in ("torch", "ort")],
-               headline=f"onnxruntime: structured {st.loc['structured', 'ort_ms']:.2f} ms, unstructured "
-                        f"{st.loc['unstructured', 'ort_ms']:.2f} ms (same share of weights removed)",
-               note="same fraction of weights removed; latency medians at batch 1, 2 threads, one run")
-
-w = errors[errors.kind == "weight"]
-a = errors[errors.kind == "activation"]
-results.record("S1-quant-perchannel", chapter=CHAPTER, scale=scale, data=DATA + "; LeNet-5-style CNN",
-               measured={"weight_error_per_tensor": float(w["coarse"].mean()),
-                         "weight_error_per_channel": float(w["fine"].mean()),
-                         "relu_error_symmetric": float(a["coarse"].mean()),
-                         "relu_error_asymmetric": float(a["fine"].mean()), "bits": list(preset.quant_bits)},
-               parts=[results.Part.observed("per-channel below per-tensor error on every weight tensor",
-                                            bool((w["fine"] < w["coarse"]).all())),
-                      results.Part.observed("asymmetric below symmetric error on every ReLU output",
-                                            bool((a["fine"] < a["coarse"]).all()))],
-               headline=f"per-channel below per-tensor on {int((w['fine'] < w['coarse']).sum())}/{len(w)} weight "
-                        f"tensors, asymmetric below symmetric on {int((a['fine'] < a['coarse']).sum())}/{len(a)} "
-                        "ReLU outputs",
-               note=f"per-channel better on {int((w['fine'] < w['coarse']).sum())}/{len(w)} weight tensors, "
-                    f"asymmetric better on {int((a['fine'] < a['coarse']).sum())}/{len(a)} ReLU outputs")
-
-q8, q4, qlow = pq[pq.bits == 8], pq[pq.bits == 4], pq[pq.bits == min(preset.qat_bits)]
-cmp8, cmp4 = compare(list(q8["QAT"]), list(q8["PTQ"])), compare(list(q4["QAT"]), list(q4["PTQ"]))
-cmp_low = compare(list(qlow["QAT"]), list(qlow["PTQ"]))
-results.record("S1-qat-vs-ptq", chapter=CHAPTER, scale=scale, data=DATA + "; LeNet-300-100",
-               measured={f"bits{b}": {"QAT": float(pq[pq.bits == b]["QAT"].mean()),
-                                      "PTQ": float(pq[pq.bits == b]["PTQ"].mean())} for b in preset.qat_bits}
-               | {"seeds": len(seeds)},
-               parts=[results.Part.observed("QAT not below PTQ beyond the noise at 8 bits",
-                                            cmp8.diff >= -results.NOISE_K * cmp8.stderr),
-                      results.Part.compared("QAT above PTQ at 4 bits", cmp4)],
-               headline=f"QAT / PTQ accuracy: {cmp8.mean_a:.4f} / {cmp8.mean_b:.4f} at 8 bits, {cmp4.mean_a:.4f} / "
-                        f"{cmp4.mean_b:.4f} at 4 bits, {cmp_low.mean_a:.4f} / {cmp_low.mean_b:.4f} at "
-                        f"{min(preset.qat_bits)} bits",
-               note=f"same training budget; the claim's check is at 8 and 4 bits: {cmp4.text()} at 4 bits; "
-                    f"at {min(preset.qat_bits)} bits: {cmp_low.text()}")
-
-if preset.int8_train_epochs:
-    ort_ok = int8[(int8.threads == max(preset.int8_threads)) & int8.error.isna() & (int8.cos_mean >= 0.99)
-                  & int8.backend.str.startswith("ort")]
-    best = ort_ok.sort_values("speedup").iloc[-1]
-    acc_change = 100 * (best["acc_int8"] - best["acc_fp32"])
-    results.record("T2-ssd-int8", chapter=CHAPTER, scale=scale,
-                   data="MobileFaceNet-ReLU512 + linear head on digits at 112x112 (not SSD on COCO)",
-                   measured={"config": best["config"], "acc_fp32": float(best["acc_fp32"]),
-                             "acc_int8": float(best["acc_int8"]), "fp32_ms": float(best["fp32_ms"]),
-                             "int8_ms": float(best["int8_ms"]), "speedup": float(best["speedup"]),
-                             "cos_mean": float(best["cos_mean"])},
-                   parts=[results.Part.observed("INT8 accuracy within 1 point of FP32", acc_change >= -1.0),
-                          results.Part("INT8 faster than FP32 (log latency ratio)", math.log(best["speedup"]),
-                                       float(best["speedup_log_se"]))],
-                   headline=f"accuracy {best['acc_fp32']:.4f} (FP32) → {best['acc_int8']:.4f} (INT8), "
-                            f"{best['speedup']:.2f}x faster (onnxruntime, {max(preset.int8_threads)} threads)",
-                   note=f"fastest onnxruntime configuration with cosine >= 0.99 to FP32: accuracy change "
-                        f"{acc_change + 0.0:+.1f} points, {best['speedup']:.2f}x faster than onnxruntime FP32 at batch 1, "
-                        f"{max(preset.int8_threads)} threads")
-pd.DataFrame([{"claim": r["claim_id"], **row} for r in results.load_results()
-              if r["chapter"] == CHAPTER and r["scale"] == scale
-              for row in results.parts_table(results.parts_from_json(r["parts"]))])
+record_claims(preset=preset, seeds=len(seeds), iterative=iterative_cmp, lottery=lth_cmp, lottery_sparsity=lth_sparsity,
+              collapse=collapse, structured=structured, errors=errors, pq=pq,
+              int8=int8 if preset.int8_train_epochs else None, chapter=CHAPTER, scale=scale, data=DATA)
 
 # %% [markdown]
 # ## Reading the results

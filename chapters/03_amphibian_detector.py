@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from faceopt import provenance, results
+from faceopt import provenance
 from faceopt.assets import require
 from faceopt.config import check_choice, check_scale, resolve_device, seed_everything
 from faceopt.data.doorbell import DoorbellConfig, doorbell_scene
@@ -53,6 +53,7 @@ from faceopt.data.person_boxes import default_annotation_path, load_annotations
 from faceopt.detection import experiments as ex
 from faceopt.detection.amphibian import AmphibianDetector
 from faceopt.detection.blazeface import BlazeFace
+from faceopt.detection.claims import record_claims
 from faceopt.detection.figures import gate_versus_pixel, grid_heatmaps, motion_strip, time_and_speedup
 from faceopt.detection.metrics import mean_average_precision
 from faceopt.detection.person_training import load_person_detector
@@ -378,64 +379,12 @@ pd.DataFrame({"mAP@0.5": [ped_run["map_detector"], ped_run["map_amphibian"]],
 # is larger than what resampling the frames produces, on frames no setting was chosen on.
 
 # %% tags=["nbval-ignore-output", "hide-input"]
-baseline, ped_baseline = door.versus_pixel, ped.versus_pixel
-saving, ped_saving = run["saving"], ped_run["saving"]
 DATA = DATA + (f"; pedestrian video: vtest.avi frames {ped_index[0]}-{ped_tune_index[-1]} (pseudo-labels), static mannequin, "
                "noise N(0.8, 0.2); SSDlite-MobileNetV2 trained by us on frames 0-397")
 provenance.declare_data(DATA)
-scenes = {"door phone": (run, baseline, best, chosen_layer, chosen_threshold),
-          "pedestrian": (ped_run, ped_baseline, ped_best, ped_layer, ped_threshold)}
-t3_parts = [results.Part(f"{name}: AmphibianDetector raises mAP", r["map_amphibian"] - r["map_detector"],
-                         r["map_gain_stderr"]) for name, (r, *_rest) in scenes.items()]
-f25_parts = [results.Part(f"{name}: AmphibianDetector beats the pixel L2 gate, each at its best tuning setting",
-                          b["map_amphibian"] - b["map_pixel_l2"], b["gain_stderr"])
-             for name, (_r, b, *_rest) in scenes.items()]
-f24_parts = [results.Part.observed(f"{name}: mAP and time measured over the (m, lambda) grid, arg-max reported",
-                                   True, size_met=(int(g["layer"]), float(g["threshold"])) == (5, 0.3))
-             for name, (_r, _b, g, *_rest) in scenes.items()]
-c6_parts = [results.Part(f"{name}: early exit lowers the mean frame time", r["saving"], r["saving_stderr"],
-                         size_met=r["saving"] >= 0.17) for name, (r, *_rest) in scenes.items()]
-results.record(
-    "T3-map", chapter=CHAPTER, scale=scale, data=DATA, parts=t3_parts,
-    headline=f"mAP {run['map_detector']:.3f} → {run['map_amphibian']:.3f} (door phone), {ped_run['map_detector']:.3f} "
-             f"→ {ped_run['map_amphibian']:.3f} (pedestrian)",
-    measured={key: {"map_detector": r["map_detector"], "map_amphibian": r["map_amphibian"],
-                    "gain_stderr": r["map_gain_stderr"], "m": m, "lambda": lam}
-              for key, (r, _b, _g, m, lam) in zip(("doorbell", "pedestrian"), scenes.values())},
-    note="both scenes; (m, lambda) chosen on tuning frames by modelled time (the gate's measured cost included), "
-         "scored on test frames; standard errors by a bootstrap over test frames; the pedestrian ground truth is "
-         "pseudo-labels")
-results.record(
-    "F25-baseline", chapter=CHAPTER, scale=scale, data=DATA, parts=f25_parts,
-    headline=f"best mAP, gate / pixel: {baseline['map_amphibian']:.3f} / {baseline['map_pixel_l2']:.3f} (door phone), "
-             f"{ped_baseline['map_amphibian']:.3f} / {ped_baseline['map_pixel_l2']:.3f} (pedestrian)",
-    measured={"doorbell": baseline, "pedestrian": ped_baseline},
-    note="each method's best setting on the tuning frames, scored on the test frames; the same number of settings "
-         "searched for both; pixel distance read as squared L2; bootstrap over test frames")
-results.record(
-    "F24-grid", chapter=CHAPTER, scale=scale, data=DATA, parts=f24_parts,
-    headline=f"best mAP {best['mAP']:.3f} at m={int(best['layer'])}, lambda={best['threshold']:.2f} (door phone); "
-             f"{ped_best['mAP']:.3f} at m={int(ped_best['layer'])}, lambda={ped_best['threshold']:.2f} (pedestrian)",
-    measured={"doorbell": {"best_map": float(best["mAP"]), "best_m": int(best["layer"]),
-                           "best_lambda": float(best["threshold"]), "best_ratio_m": int(best_ratio["layer"]),
-                           "best_ratio_lambda": float(best_ratio["threshold"])},
-              "pedestrian": {"best_map": float(ped_best["mAP"]), "best_m": int(ped_best["layer"]),
-                             "best_lambda": float(ped_best["threshold"])}},
-    note="heatmaps produced for both scenes on their tuning frames (BlazeFace 17 stages, SSDlite-MobileNetV2 19 "
-         "blocks); time axis modelled from measured stage times; the thesis's size is its arg-max, m=5, lambda=0.3")
-results.record(
-    "C6-time", chapter=CHAPTER, scale=scale, data=DATA, parts=c6_parts,
-    headline=f"time per frame saved: {saving:.0%} (door phone), {ped_saving:.0%} (pedestrian)",
-    measured={key: {"s_per_frame_detector": r["s_per_frame_detector"], "s_per_frame_amphibian": r["s_per_frame_amphibian"],
-                    "static_share": r["static_share"], "saving": r["saving"], "saving_stderr": r["saving_stderr"]}
-              for key, r in (("doorbell", run), ("pedestrian", ped_run))},
-    note=f"measured in one run per scene on its test frames; saved {saving:.0%} (door phone) and {ped_saving:.0%} (pedestrian) "
-         f"of the time per frame (thesis: 17%); early exits {run['static_share']:.0%} and "
-         f"{ped_run['static_share']:.0%}; bootstrap over frames")
-print(f"door phone: mAP {run['map_detector']:.3f} -> {run['map_amphibian']:.3f}, time saved {saving:.0%}\n"
-      f"pedestrian: mAP {ped_run['map_detector']:.3f} -> {ped_run['map_amphibian']:.3f}, time saved {ped_saving:.0%}")
-pd.DataFrame(results.parts_table(t3_parts + f25_parts + f24_parts + c6_parts))
-
+print(f"door phone: mAP {run['map_detector']:.3f} -> {run['map_amphibian']:.3f}, time saved {run['saving']:.0%}\n"
+      f"pedestrian: mAP {ped_run['map_detector']:.3f} -> {ped_run['map_amphibian']:.3f}, time saved {ped_run['saving']:.0%}")
+record_claims(door, ped, chapter=CHAPTER, scale=scale, data=DATA)
 
 # %% [markdown]
 # ## Reading the results

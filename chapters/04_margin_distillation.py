@@ -307,44 +307,14 @@ fig = seed_points(tables.seed_frame(students), {METRICS[k]: teacher["metrics"][k
 # cannot be compared with numbers on synthetic faces, so no part has a size here.
 
 # %% tags=["machine-dependent"]
-print("\n".join(tables.comparison_lines(values)))
+tables.comparison_table(values)
 
 # %% tags=["machine-dependent"]
-mean = {k: {m: float(np.mean(v)) for m, v in values[k].items()} for k in METRICS}
-ablation = tables.ablation_values(values)
-claim = tables.claim_parts(values)
-claim.table()
+tables.claim_parts(values).table()
 
 # %% tags=["machine-dependent", "hide-input"]
 n = {"headline": len(preset.seeds) + len(preset.headline_seeds), "others": len(preset.seeds)}
-results.record(
-    "T5-verification", chapter=CHAPTER, scale=scale, data=DATA, parts=claim.verification,
-    headline=f"MarginDistillation / ArcFace student: LFW-like {mean['lfw']['margin_distillation']:.2f} / "
-             f"{mean['lfw']['arcface']:.2f}, AgeDB-like {mean['agedb']['margin_distillation']:.2f} / "
-             f"{mean['agedb']['arcface']:.2f}",
-    measured={"lfw_like": {"teacher": teacher["metrics"]["lfw"], **mean["lfw"]},
-              "agedb_like": {"teacher": teacher["metrics"]["agedb"], **mean["agedb"]}, "seeds": n},
-    note=f"means over {n['headline']} seeds (ArcFace student, MarginDistillation) and {n['others']} (the others); "
-         "parts: MarginDistillation above each method on LFW-like and AgeDB-like")
-results.record(
-    "T6-identification", chapter=CHAPTER, scale=scale, data=DATA, parts=claim.identification,
-    headline=f"rank-1 {mean['megaface_rank1']['margin_distillation']:.2f} (MarginDistillation), "
-             f"{mean['megaface_rank1']['arcface']:.2f} (ArcFace student); triplet rows "
-             f"{mean['megaface_rank1']['triplet_l2']:.2f}, {mean['megaface_rank1']['triplet_cos']:.2f}",
-    measured={"megaface_like_rank1": {"teacher": teacher["metrics"]["megaface_rank1"], **mean["megaface_rank1"]},
-              "distractors": teacher["eval_sizes"]["distractors"], "seeds": n},
-    note="parts: MarginDistillation above each method, both triplet rows below the ArcFace student "
-         "(our triplet rows add ArcFace and train from scratch)")
-results.record(
-    "T7-ablation", chapter=CHAPTER, scale=scale, data=DATA, parts=claim.ablation["lfw"],
-    headline="LFW-like " + ", ".join(f"{np.mean(ablation['lfw'][m]):.2f} ({LABEL[m]})" for m in ex.TABLE7_METHODS),
-    measured={"lfw_like": {m: float(np.mean(v)) for m, v in ablation["lfw"].items()},
-              "agedb_like": {m: float(np.mean(v)) for m, v in ablation["agedb"].items()},
-              "megaface_like_rank1": {m: float(np.mean(v)) for m, v in ablation["megaface_rank1"].items()}, "seeds": n},
-    note="parts on LFW-like accuracy, the thesis's metric; the AgeDB-like and MegaFace-like parts are in the "
-         "chapter's table")
-pd.DataFrame([{"claim": e["claim_id"], "status": e["status"]} for e in results.load_results()
-              if e["chapter"] == CHAPTER and e["scale"] == scale]).set_index("claim")
+tables.record_claims(teacher, values, chapter=CHAPTER, scale=scale, data=DATA, seeds=n)
 
 # %% [markdown]
 # ## Reading the results

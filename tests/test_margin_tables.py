@@ -16,7 +16,7 @@ METHODS = ex.METHODS
 
 
 def _values():
-    """MarginDistillation clearly first on every metric; 'copy' clearly below 'copy_freeze'."""
+    """MarginDistillation clearly first on every metric, then the other methods in METHODS order."""
     rank = {m: i for i, m in enumerate(METHODS)}
     out = {}
     for k in tables.METRICS:
@@ -29,7 +29,7 @@ THESIS = {"T5-verification": {"lfw": {"teacher": 99.8, "student_arcface": 99.5, 
                               "agedb30": {"teacher": 98.0, "student_arcface": 95.0, **{m: 96.0 for m in METHODS}}},
           "T6-identification": {"teacher": 98.35, "student_arcface": 90.0, **{m: 91.0 for m in METHODS}},
           "T7-ablation": {m: 99.4 for m in ex.TABLE7_METHODS}}
-TEACHER = {"metrics": {"lfw": 99.5, "agedb": 95.0, "megaface_rank1": 80.0}}
+TEACHER = {"metrics": {"lfw": 99.5, "agedb": 95.0, "megaface_rank1": 80.0}, "eval_sizes": {"distractors": 100}}
 
 
 def test_mean_sd_is_the_sample_standard_deviation():
@@ -70,10 +70,30 @@ def test_claim_parts_compare_margin_distillation_with_each_method():
     assert set(frame.index.get_level_values("claim")) == {"T5", "T6", "T7"}
 
 
-def test_comparison_lines_name_every_rival_once_per_metric():
-    lines = tables.comparison_lines(_values())
-    assert len(lines) == len(tables.METRICS) * len(METHODS)
-    assert lines[0] == "LFW-like" and lines[1].startswith("  MarginDistillation vs student: ArcFace")
+def test_comparison_table_has_one_row_per_rival_and_metric():
+    values = _values()
+    table = tables.comparison_table(values)
+    assert len(table) == len(tables.METRICS) * (len(METHODS) - 1)
+    row = table.loc[("LFW-like", "student: ArcFace")]
+    assert row["difference"] == pytest.approx(np.mean(values["lfw"]["margin_distillation"]) - np.mean(values["lfw"]["arcface"]))
+    assert bool(row["beyond the noise"]) is True and row["seeds"] == "3/3"
+
+
+def test_record_claims_records_the_three_tables_by_the_rule(tmp_path, monkeypatch):
+    from faceopt import results
+
+    monkeypatch.setenv("FACEOPT_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("FACEOPT_GIT_REV", "abc1234")
+    statuses = tables.record_claims(TEACHER, _values(), chapter="04_margin_distillation", scale="smoke",
+                                    data="synthetic", seeds={"headline": 3, "others": 3})
+    # in the made-up values copy + freeze is the worst row, so T7's "copy_freeze > copy" part fails
+    assert statuses["status"].to_dict() == {"T5-verification": "reproduced", "T6-identification": "reproduced",
+                                            "T7-ablation": "not-reproduced"}
+    found = {e["claim_id"]: e for e in results.load_results(tmp_path)}
+    assert set(found) == {"T5-verification", "T6-identification", "T7-ablation"}
+    assert found["T5-verification"]["headline"].startswith("MarginDistillation / ArcFace student: LFW-like 99.00 / 90.00")
+    assert set(found["T7-ablation"]["measured"]) == {"lfw_like", "agedb_like", "megaface_like_rank1", "seeds"}
+    assert all(e["status"] == results.decide(results.parts_from_json(e["parts"])) for e in found.values())
 
 
 def test_seed_points_draw_one_panel_per_metric():

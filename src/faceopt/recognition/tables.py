@@ -4,8 +4,9 @@ The run records (:func:`faceopt.recognition.runs.load_runs`) hold one teacher an
 students of every method and seed. This module turns them into what the page shows:
 Tables 5 to 7 of the thesis with our numbers beside the thesis's (:func:`verification_table`,
 :func:`identification_table`, :func:`ablation_table`), MarginDistillation against each
-method with the noise (:func:`comparison_lines`), and the parts each claim is decided on
-(:func:`claim_parts`), which :mod:`faceopt.results` turns into statuses.
+method with the noise (:func:`comparison_table`), and the parts each claim is decided on
+(:func:`claim_parts`), which :func:`record_claims` records and :mod:`faceopt.results` turns
+into statuses.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pandas as pd
 
 from faceopt.recognition import experiments as ex
 from faceopt.recognition.runs import comparison_part, winner_parts
-from faceopt.results import Part, parts_table
+from faceopt.results import Part, decide, parts_table, record
 from faceopt.stats import compare
 
 #: The three protocols, by the key of a run record's ``metrics``.
@@ -78,14 +79,19 @@ def ablation_table(values: Values, thesis: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("parts")
 
 
-def comparison_lines(values: Values) -> list[str]:
-    """MarginDistillation minus each other method, per metric, with the standard error of the difference."""
-    lines = []
+def comparison_table(values: Values) -> pd.DataFrame:
+    """MarginDistillation minus each other method, per metric: the difference of means, its standard
+    error over seeds and whether it is beyond the noise (two standard errors), one row per comparison."""
+    rows = []
     for k, name in METRICS.items():
-        lines.append(name)
-        lines += [f"  MarginDistillation vs {LABEL[m]:<26} " + compare(values[k]["margin_distillation"], values[k][m]).text("%")
-                  for m in ex.METHODS if m != "margin_distillation"]
-    return lines
+        for m in ex.METHODS:
+            if m == "margin_distillation":
+                continue
+            c = compare(values[k]["margin_distillation"], values[k][m])
+            rows.append({"metric": name, "MarginDistillation minus": LABEL[m], "difference": c.diff,
+                         "standard error": c.stderr, "seeds": f"{c.n_a}/{c.n_b}",
+                         "beyond the noise": c.significant})
+    return pd.DataFrame(rows).set_index(["metric", "MarginDistillation minus"])
 
 
 @dataclass
@@ -118,6 +124,46 @@ def claim_parts(values: Values) -> ClaimParts:
                        + [comparison_part(table, m, "copy_mi", label)
                           for m in ex.TABLE7_METHODS if m not in ("copy_mi", "copy_mi_freeze")])
     return ClaimParts(verification, identification, ablation)
+
+
+def record_claims(teacher: Mapping[str, Any], values: Values, *, chapter: str, scale: str, data: str,
+                  seeds: Mapping[str, int]) -> pd.DataFrame:
+    """Record T5, T6 and T7 (:func:`faceopt.results.record`) from the runs; return their statuses.
+
+    ``seeds``: how many seeds the headline pair (``"headline"``) and the other methods (``"others"``)
+    have. The parts are :func:`claim_parts`; T7 is decided on LFW-like accuracy, the thesis's metric.
+    """
+    claim = claim_parts(values)
+    mean = {k: {m: float(np.mean(v)) for m, v in values[k].items()} for k in METRICS}
+    ablation = ablation_values(values)
+    common = dict(chapter=chapter, scale=scale, data=data)
+    n = dict(seeds)
+    record("T5-verification", **common, parts=claim.verification,
+           headline=f"MarginDistillation / ArcFace student: LFW-like {mean['lfw']['margin_distillation']:.2f} / "
+                    f"{mean['lfw']['arcface']:.2f}, AgeDB-like {mean['agedb']['margin_distillation']:.2f} / "
+                    f"{mean['agedb']['arcface']:.2f}",
+           measured={"lfw_like": {"teacher": teacher["metrics"]["lfw"], **mean["lfw"]},
+                     "agedb_like": {"teacher": teacher["metrics"]["agedb"], **mean["agedb"]}, "seeds": n},
+           note=f"means over {n['headline']} seeds (ArcFace student, MarginDistillation) and {n['others']} (the "
+                "others); parts: MarginDistillation above each method on LFW-like and AgeDB-like")
+    rank1 = mean["megaface_rank1"]
+    record("T6-identification", **common, parts=claim.identification,
+           headline=f"rank-1 {rank1['margin_distillation']:.2f} (MarginDistillation), {rank1['arcface']:.2f} "
+                    f"(ArcFace student); triplet rows {rank1['triplet_l2']:.2f}, {rank1['triplet_cos']:.2f}",
+           measured={"megaface_like_rank1": {"teacher": teacher["metrics"]["megaface_rank1"], **rank1},
+                     "distractors": teacher["eval_sizes"]["distractors"], "seeds": n},
+           note="parts: MarginDistillation above each method, both triplet rows below the ArcFace student "
+                "(our triplet rows add ArcFace and train from scratch)")
+    record("T7-ablation", **common, parts=claim.ablation["lfw"],
+           headline="LFW-like " + ", ".join(f"{np.mean(ablation['lfw'][m]):.2f} ({LABEL[m]})" for m in ex.TABLE7_METHODS),
+           measured={f"{key}_like" if key != "megaface_rank1" else "megaface_like_rank1":
+                     {m: float(np.mean(v)) for m, v in ablation[key].items()} for key in METRICS} | {"seeds": n},
+           note="parts on LFW-like accuracy, the thesis's metric; the AgeDB-like and MegaFace-like parts are in the "
+                "chapter's table")
+    statuses = {c: decide(parts) for c, parts in (("T5-verification", claim.verification),
+                                                   ("T6-identification", claim.identification),
+                                                   ("T7-ablation", claim.ablation["lfw"]))}
+    return pd.DataFrame({"status": statuses}).rename_axis("claim")
 
 
 def seed_frame(students: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
