@@ -102,6 +102,24 @@ def test_book_builds_from_committed_pages_without_warnings(tmp_path, monkeypatch
     assert "T4-cost" in scorecard_html
 
 
+def test_built_book_reads_well_in_a_browser(tmp_path, monkeypatch):
+    """Every page at a desktop and a phone width: no overflow, cut-off output or table, raw TeX or external
+    script (faceopt.browser_check); the screenshots land in _build/browser for a maintainer."""
+    pytest.importorskip("selenium", reason="the browser check needs selenium (requirements.txt)")
+    from faceopt.browser_check import book_pages, check_pages, find_browser
+
+    try:
+        find_browser()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    require_asset("mathjax")
+    monkeypatch.setenv("FACEOPT_BUILD_DIR", str(tmp_path))
+    html = build_book("full", run=False, log=lambda *_: None).parent
+    problems, formulas = check_pages(book_pages(html), root=html, screenshots=ROOT / "_build" / "browser")
+    assert not problems, "\n".join(map(str, problems))
+    assert sum(formulas.values()) > 50  # typeset without the network
+
+
 def _recorded_entries():
     files = sorted((ROOT / "book" / "results").glob("*.full.json")) + sorted((ROOT / "tests" / "golden").glob("*.smoke.json"))
     for path in files:
