@@ -1,0 +1,70 @@
+"""The end-to-end system on real photos: detect, align from the original, embed in PyTorch and ONNX alike."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from helpers import require_asset
+
+from faceopt.models import get_model
+from faceopt.system.align import template
+from faceopt.system.embedders import OnnxEmbedder, TorchEmbedder, to_input
+from faceopt.system.onnx_export import export_onnx
+from faceopt.system.pipeline import FacePipeline
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from faceopt.detection.blazeface import BlazeFace
+
+    return BlazeFace.from_tflite(require_asset("blazeface_short_range"))
+
+
+@pytest.fixture(scope="module")
+def obama():
+    return cv2.imread(str(require_asset("obama.jpg")))
+
+
+def test_one_face_per_photo_aligned_eyes_on_the_template(detector, obama):
+    faces = FacePipeline(detector).process(obama)
+    assert len(faces) == 1
+    crop = faces[0].aligned
+    assert crop.shape == (112, 112, 3)
+    # the aligned crop's eyes are where the template puts them: BlazeFace finds them there again
+    again = FacePipeline(detector).process(cv2.resize(crop, (448, 448)))
+    assert len(again) == 1
+    np.testing.assert_allclose(again[0].landmarks[:2] / 4.0, template(112)[:2], atol=4.0)
+
+
+def test_the_crop_does_not_depend_on_the_frame_resolution(detector, obama):
+    small = FacePipeline(detector).process(obama)[0]
+    big_frame = cv2.resize(obama, None, fx=3.0, fy=3.0, interpolation=cv2.INTER_CUBIC)
+    big = FacePipeline(detector).process(big_frame)[0]
+    np.testing.assert_allclose(big.landmarks / 3.0, small.landmarks, atol=3.0)  # same face, pixels scale
+    diff = np.abs(big.aligned.astype(int) - small.aligned.astype(int)).mean()
+    assert diff < 12  # the same 112x112 crop, up to resampling
+
+
+def test_torch_and_onnx_embed_the_same_crop_alike(tmp_path, detector, obama):
+    torch_model = get_model("mobilefacenet_relu512")
+    crop = FacePipeline(detector).process(obama)[0].aligned
+    path = export_onnx(torch_model, tmp_path / "student.onnx")
+    a, b = TorchEmbedder(torch_model)(crop), OnnxEmbedder(path)(crop)
+    assert a.shape == b.shape == (1, 512)
+    assert float((a * b).sum()) >= 0.9999  # cosine: the same preprocessing, the same network
+    assert to_input(crop).shape == (1, 3, 112, 112) and to_input(crop).min() >= -1.0
+
+
+def test_pipeline_embeds_every_face_and_times_each_stage(detector, obama):
+    pipe = FacePipeline(detector, TorchEmbedder(get_model("mobilefacenet_relu512")))
+    faces = pipe.process(obama)
+    assert faces[0].embedding is not None and np.linalg.norm(faces[0].embedding) == pytest.approx(1.0, abs=1e-5)
+    assert pipe.last.faces == 1 and pipe.last.total > 0
+    assert FacePipeline(detector).process(np.zeros((480, 640, 3), np.uint8)) == []
+
+
+def test_bad_inputs_say_what_is_wrong():
+    with pytest.raises(ValueError, match="aligned BGR uint8"):
+        to_input(np.zeros((112, 112), np.uint8))
+    with pytest.raises(FileNotFoundError, match="export_onnx"):
+        OnnxEmbedder("/nonexistent/model.onnx")
