@@ -63,3 +63,17 @@ def test_artifact_makers_take_a_named_preset(command, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"faceopt {command}" in err and "(choose from 'vtest')" in err
+
+
+def test_bench_system_writes_json(tmp_path):
+    import json
+
+    from helpers import require_asset
+
+    require_asset("obama.jpg")
+    require_asset("blazeface_short_range")
+    out = tmp_path / "system.json"
+    assert main(["bench", "system", "--repeats", "1", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert [r["frame"] for r in doc["table9"]] == ["480x720", "960x1440", "1600x2400", "3000x4500"]
+    assert doc["table9"][0]["ratio_to_smallest"] == 1.0 and "machine" in doc

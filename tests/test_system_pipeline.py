@@ -68,3 +68,17 @@ def test_bad_inputs_say_what_is_wrong():
         to_input(np.zeros((112, 112), np.uint8))
     with pytest.raises(FileNotFoundError, match="export_onnx"):
         OnnxEmbedder("/nonexistent/model.onnx")
+
+
+def test_frames_of_every_table9_size_hold_the_face_and_the_benchmark_reports_each(detector, obama):
+    from faceopt.models import get_model
+    from faceopt.system.benchmark import TABLE9_SIZES, frame_of_size, resolution_times
+
+    for rows, cols in TABLE9_SIZES[:2]:
+        frame = frame_of_size(obama, rows, cols)
+        assert frame.shape == (rows, cols, 3)
+        assert len(FacePipeline(detector).process(frame)) == 1
+    pipe = FacePipeline(detector, TorchEmbedder(get_model("mobilefacenet_relu512")))
+    out = resolution_times(pipe, obama, sizes=((120, 180), (240, 360)), repeats=2, warmup=1)
+    assert [r["frame"] for r in out] == ["120x180", "240x360"] and out[0]["ratio_to_smallest"] == 1.0
+    assert all(r["total_ms"] > 0 and r["faces"] in (0, 1) for r in out)  # a benchmark: no timing asserted

