@@ -8,6 +8,8 @@ Examples::
     faceopt book --scale smoke
     faceopt assets fetch vtest.avi
     faceopt check-book
+    faceopt enroll obama photos/obama.jpg --gallery team.bin
+    faceopt identify photos/unknown.jpg --gallery team.bin --json
     faceopt bench cost --models mobilefacenet iresnet50 --json cost.json
     faceopt train --demo --max-steps 4 --out runs/demo
     faceopt distill --preset full --run-dir src/faceopt/resources/runs/margin_distillation --jobs 15
@@ -102,6 +104,12 @@ def _cmd_person_detector(args: argparse.Namespace) -> int:
     return person_detector_main(args.rest)
 
 
+def _face_command(args: argparse.Namespace) -> int:
+    from faceopt.system.gallery_cli import main as face_main
+
+    return face_main(args.command, args.rest)
+
+
 def _cmd_assets(args: argparse.Namespace) -> int:
     from faceopt.assets import cli_main
 
@@ -168,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("distill", _cmd_distill, "train/evaluate the teacher and students of thesis Tables 5-7 (cached runs)"),
         ("pseudo-labels", _cmd_pseudo_labels, "make the vtest.avi person boxes (packaged annotations)"),
         ("person-detector", _cmd_person_detector, "train the vtest.avi person detector of page 03 (packaged weights)"),
+        ("enroll", _face_command, "enrol a person from photos into a gallery (--gallery PATH)"),
+        ("identify", _face_command, "who is in this photo? (--gallery PATH)"),
+        ("verify", _face_command, "are these two photos the same person?"),
+        ("gallery", _face_command, "list | remove NAME | threshold VALUE --fmr RATE"),
     ):
         sp = sub.add_parser(name, help=help_text, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
@@ -181,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = {"bench": _cmd_bench, "assets": _cmd_assets, "train": _cmd_train, "distill": _cmd_distill,
-                   "pseudo-labels": _cmd_pseudo_labels, "person-detector": _cmd_person_detector}
+                   "pseudo-labels": _cmd_pseudo_labels, "person-detector": _cmd_person_detector,
+                   **dict.fromkeys(("enroll", "identify", "verify", "gallery"), _face_command)}
     if argv and argv[0] in passthrough:
         # these subcommands own their argument parsers, options included
         args = argparse.Namespace(command=argv[0], rest=argv[1:], func=passthrough[argv[0]])
