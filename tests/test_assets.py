@@ -143,7 +143,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: Path):
         )
         fields.update(overrides)
         asset = A.Asset(**fields)  # type: ignore[arg-type]
-        registry[asset.name] = asset
+        monkeypatch.setitem(registry, asset.name, asset)  # undone after the test, like the removals
         return asset
 
     make.calls = calls  # type: ignore[attr-defined]
