@@ -111,3 +111,30 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"assets missing: run `faceopt assets fetch {' '.join(missing)}`"))
     # a smoke claim is checked after the notebook that records it has run
     items.sort(key=lambda item: isinstance(item, SmokeClaim))
+
+
+# --------------------------------------------------------------------------- #
+# Recording results into a scratch folder (test_results.py, test_scorecard.py)
+# --------------------------------------------------------------------------- #
+@pytest.fixture()
+def claims_path(tmp_path: Path) -> Path:
+    """A copy of the packaged claims.yml that a test may change."""
+    import shutil
+
+    from faceopt.resources import resource_path
+
+    dst = tmp_path / "claims.yml"
+    shutil.copy(resource_path("claims.yml"), dst)
+    return dst
+
+
+@pytest.fixture()
+def rdir(tmp_path: Path) -> Path:
+    """A scratch results folder."""
+    return tmp_path / "results"
+
+
+@pytest.fixture()
+def fixed_rev(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records name revision abc1234, whatever the checkout's state."""
+    monkeypatch.setenv("FACEOPT_GIT_REV", "abc1234")

@@ -5,7 +5,6 @@ Everything writes under tmp_path; the real book/results is never touched.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_CLAIMS = REPO / "src" / "faceopt" / "resources" / "claims.yml"
 
 
-@pytest.fixture()
-def claims_path(tmp_path: Path) -> Path:
-    dst = tmp_path / "claims.yml"
-    shutil.copy(REAL_CLAIMS, dst)
-    return dst
 
 
-@pytest.fixture()
-def rdir(tmp_path: Path) -> Path:
-    return tmp_path / "results"
-
-
-@pytest.fixture(autouse=True)
-def _fixed_rev(monkeypatch):
-    monkeypatch.setenv("FACEOPT_GIT_REV", "abc1234")
+pytestmark = pytest.mark.usefixtures("fixed_rev")  # claims_path, rdir, fixed_rev: tests/conftest.py
 
 
 #: Parts that the rule turns into each of its statuses.

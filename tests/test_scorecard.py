@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,21 +14,9 @@ REAL_CLAIMS = REPO / "src" / "faceopt" / "resources" / "claims.yml"
 GOOD = [R.Part("better", 1.0, 0.1)]
 
 
-@pytest.fixture()
-def claims_path(tmp_path: Path) -> Path:
-    dst = tmp_path / "claims.yml"
-    shutil.copy(REAL_CLAIMS, dst)
-    return dst
 
 
-@pytest.fixture()
-def rdir(tmp_path: Path) -> Path:
-    return tmp_path / "results"
-
-
-@pytest.fixture(autouse=True)
-def _fixed_rev(monkeypatch):
-    monkeypatch.setenv("FACEOPT_GIT_REV", "abc1234")
+pytestmark = pytest.mark.usefixtures("fixed_rev")  # claims_path, rdir, fixed_rev: tests/conftest.py
 
 
 def _rec(claim_id, rdir, claims_path, **kw):
