@@ -10,7 +10,7 @@ the frame: only the one resize for the detector does, which is what the thesis's
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -46,7 +46,6 @@ class StageSeconds:
     align: float = 0.0
     embed: float = 0.0
     faces: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def total(self) -> float:
