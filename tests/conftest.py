@@ -20,7 +20,10 @@ os.environ["FACEOPT_RESULTS_DIR"] = str(RESULTS_DIR)
 
 # Golden notebooks that read registry assets; without them (no registry reachable when
 # `make assets` ran) they are skipped with the command that fetches them, not failed.
-GOLDEN_ASSETS = {"03_amphibian_detector": ("lfw_subset", "blazeface_short_range", "vtest.avi")}
+GOLDEN_ASSETS = {"03_amphibian_detector": ("lfw_subset", "blazeface_short_range", "vtest.avi"),
+                 "05_embedded_system": ("blazeface_short_range", "face_recognition_models",
+                                        "dlib_face_recognition_resnet", "obama.jpg", "obama2.jpg", "obama3.jpg",
+                                        "biden.jpg")}
 
 
 def _install_masking() -> None:

@@ -100,6 +100,15 @@ def test_preprocess_letterbox_geometry():
     np.testing.assert_allclose(lb.to_image(np.array([[0.5, 0.5]])), [[64, 32]])
 
 
+def test_preprocess_of_bgr_is_the_preprocess_of_its_rgb():
+    # the channel swap happens after the letterbox warp (so that no pass touches every pixel of a large frame)
+    img = np.random.default_rng(0).integers(0, 256, (300, 170, 3), dtype=np.uint8)
+    from_bgr, _ = bf.preprocess(img, color="bgr")
+    from_rgb, _ = bf.preprocess(np.ascontiguousarray(img[..., ::-1]), color="rgb")
+    assert torch.equal(from_bgr, from_rgb)
+    assert not torch.equal(from_bgr, bf.preprocess(img, color="rgb")[0])  # the swap did happen
+
+
 def test_missing_asset_error_names_fetch_command(monkeypatch, tmp_path):
     import faceopt.assets as assets
 

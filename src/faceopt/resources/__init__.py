@@ -6,6 +6,7 @@ same files here:
 * ``claims.yml``: every quantitative claim of the thesis (the scorecard's rows);
 * ``runs/person_detector/``: our SSDlite-MobileNetV2 vtest person detector and its summary;
 * ``runs/margin_distillation/``: the cached full-scale MarginDistillation trainings;
+* ``runs/device_tiers/``: the cached device-tier trainings (records and first-seed weights);
 * ``annotations/vtest_persons.json``: the person pseudo-labels of ``vtest.avi``.
 
 With an editable install this folder is ``src/faceopt/resources`` of the checkout, which is

@@ -36,8 +36,9 @@ def frame_of_size(photo_bgr: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 def resolution_times(pipeline: FacePipeline, photo_bgr: np.ndarray, sizes: Sequence[tuple[int, int]] = TABLE9_SIZES,
                      *, repeats: int = 10, warmup: int = 2) -> list[dict]:
-    """Median seconds per frame of detect, align and embed (one face) at each frame size, interleaved
-    over sizes so that drifts of the machine hit every size alike; decoding the image is not included."""
+    """Median milliseconds per frame of detect, align and embed (one face) at each frame size (with the
+    quartiles of the total), interleaved over sizes so that drifts of the machine hit every size alike;
+    decoding the image is not included."""
     frames = {size: frame_of_size(photo_bgr, *size) for size in sizes}
     for frame in frames.values():
         for _ in range(warmup):
@@ -52,8 +53,10 @@ def resolution_times(pipeline: FacePipeline, photo_bgr: np.ndarray, sizes: Seque
             times[size].append((total, s.detect, s.align + s.embed, s.faces))
     rows: list[dict] = []
     for (r, c), samples in times.items():
+        q25, _, q75 = statistics.quantiles([t[0] for t in samples], n=4) if len(samples) > 1 else (samples[0][0],) * 3
         rows.append({"frame": f"{r}x{c}", "megapixels": r * c / 1e6,
                      "total_ms": 1e3 * statistics.median(t[0] for t in samples),
+                     "total_p25_ms": 1e3 * q25, "total_p75_ms": 1e3 * q75,
                      "detect_ms": 1e3 * statistics.median(t[1] for t in samples),
                      "align_embed_ms": 1e3 * statistics.median(t[2] for t in samples),
                      "faces": min(t[3] for t in samples), "repeats": repeats})

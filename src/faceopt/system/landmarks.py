@@ -32,3 +32,17 @@ def from_blazeface(keypoints6: np.ndarray) -> np.ndarray:
     left_eye, right_eye, nose, mouth = kp[..., 0, :], kp[..., 1, :], kp[..., 2, :], kp[..., 3, :]
     half_mouth = 0.5 * MOUTH_TO_EYES * (right_eye - left_eye)
     return np.stack([left_eye, right_eye, nose, mouth - half_mouth, mouth + half_mouth], axis=-2)
+
+
+def eye_centres_from_dlib5(points5: np.ndarray) -> np.ndarray:
+    """dlib's five points (float [5, 2]: image-right eye outer and inner corner, image-left eye outer
+    and inner corner, nose base) -> the two eye centres ``[[image-left], [image-right]]``, each the
+    midpoint of its eye's corners, in the order of the ArcFace template's first two points.
+
+    dlib gives no mouth and a nose *base* where the template has the nose *tip*, so only the eyes
+    are comparable with the other detectors' landmarks.
+    """
+    p = np.asarray(points5, dtype=np.float32)
+    if p.shape != (5, 2) or not np.isfinite(p).all():
+        raise ValueError(f"expected dlib's five points float [5, 2], got shape {p.shape}")
+    return np.stack([(p[2] + p[3]) / 2, (p[0] + p[1]) / 2])
