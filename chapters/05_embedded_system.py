@@ -208,8 +208,8 @@ pd.DataFrame(deployments[tier_s].rows()).set_index("form")
 #
 # * **ONNX FP32 is PyTorch**: the cosine to PyTorch is 1 to four decimals on every crop.
 # * **INT8 keeps the embedding** (cosine above 0.999 on real crops, for a network trained
-#   only on synthetic faces) and runs about twice as fast as FP32 with one thread
-#   (2.4x on the AMD EPYC that made the committed page). The file is 0.32 of FP32's, not a
+#   only on synthetic faces) and runs more than twice as fast as FP32 with one thread
+#   (2.5x on the AMD EPYC that made the committed page). The file is 0.32 of FP32's, not a
 #   quarter: besides its 8-bit weights the INT8 graph keeps a float scale and an 8-bit
 #   zero point per output channel, 32-bit biases, and the graph's structure twice (the
 #   quantise and dequantise nodes around every tensor).
@@ -260,9 +260,12 @@ plt.show()
 pd.DataFrame(table9).set_index("frame")[["megapixels", "detect_ms", "align_embed_ms", "total_ms", "ratio_to_smallest"]]
 
 # %% [markdown]
-# The time per frame is now flat within a few percent, as in the thesis, and about
-# three times shorter than its 34 ms on this machine's single thread (its processor is
-# newer, and our detector and student are smaller than the thesis's SSD and MobiFace).
+# The time per frame is now flat within about 10% from 0.35 to 13.5 megapixels, as in the
+# thesis, and about six times shorter than its 34 ms on one thread of this machine (the
+# processor is newer, and our detector and student are smaller than the thesis's SSD and
+# MobiFace). What remains is dominated by the detector: BlazeFace runs in eager PyTorch
+# and costs about three times the INT8 embedding, so the next saving is the detector in
+# onnxruntime too, not the embedder.
 #
 # ## The mobile recipe and device tiers
 #
@@ -296,7 +299,7 @@ accuracy[["params (M)", "seeds", "AgeDB-like %", "AgeDB-like % std", "LFW-like %
 # AgeDB-like protocol and three on the LFW-like one. It is also larger (1.71 against 1.00
 # million parameters), so the comparison does not say which ingredient helps; the light
 # network, with *fewer* parameters than the baseline (0.72 million) and the same recipe,
-# still beats it by four points, which points at the recipe (SE gates and the softer,
+# still beats it by about five points (75.1% against 70.5%), which points at the recipe (SE gates and the softer,
 # warmed-up margin) rather than at size. The seeds of the recipe at 112 pixels spread
 # widely (72.6% to 79.4%); the 96-pixel and light candidates are within that spread of it.
 # INT8 costs a few tenths of a point at most.
