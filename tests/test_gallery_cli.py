@@ -89,3 +89,37 @@ def test_gallery_threshold_and_remove(tmp_path, photos, capsys):
     assert _json(capsys)["matches"][0]["match"] is False  # 0.97 is below the stricter threshold
     assert main(["gallery", "remove", "obama", "--gallery", gallery]) == 0
     assert main(["gallery", "remove", "obama", "--gallery", gallery]) == 1
+
+
+def _clip(tmp_path, photo, frames=6):
+    from faceopt.system.video import write_video
+
+    image = cv2.imread(str(photo))
+    scale = 480 / image.shape[0]
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    small = cv2.resize(image, (round(image.shape[1] * scale), 480))[:, :640]
+    frame[:, :small.shape[1]] = small
+    return write_video([frame] * frames, tmp_path / "door.mp4", fps=5)
+
+
+def test_identify_a_video_frame_by_frame(tmp_path, photos, capsys):
+    gallery = str(tmp_path / "home.bin")
+    assert main(["enroll", "obama", str(photos["obama.jpg"]), "--gallery", gallery]) == 0
+    capsys.readouterr()
+    clip = _clip(tmp_path, photos["obama2.jpg"])
+    assert main(["identify", str(clip), "--gallery", gallery, "--every", "2", "--json"]) == 0
+    doc = _json(capsys)
+    assert doc["frames"] == 6 and doc["looked_at"] == 3 and doc["recognised"] == 3
+    assert doc["people"][0]["name"] == "obama" and doc["people"][0]["frames"] == 3
+    assert [s["frame"] for s in doc["sightings"]] == [0, 2, 4] and all(s["accepted"] for s in doc["sightings"])
+
+
+def test_a_broken_video_is_one_line(tmp_path, photos, capsys):
+    gallery = str(tmp_path / "home.bin")
+    assert main(["enroll", "obama", str(photos["obama.jpg"]), "--gallery", gallery]) == 0
+    capsys.readouterr()
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all")
+    assert main(["identify", str(bad), "--gallery", gallery]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "broken.mp4" in err and "cannot open it as a video" in err and "Traceback" not in err

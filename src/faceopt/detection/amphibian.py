@@ -27,7 +27,9 @@ from faceopt.detection.background import CosineBackgroundModel, keep_moving_boxe
 class SplitDetector(Protocol):
     """A detector whose backbone can stop after layer ``m`` and resume from there."""
 
-    num_layers: int
+    @property
+    def num_layers(self) -> int:
+        """How many layers ``run_until`` can stop after."""
 
     def prepare(self, frame_bgr: np.ndarray) -> tuple[torch.Tensor, Any]:
         """Network input [1, 3, H, W] and whatever ``decode`` needs to map boxes back to the frame."""

@@ -87,6 +87,10 @@ def _enroll(args: argparse.Namespace) -> int:
 
 
 def _identify(args: argparse.Namespace) -> int:
+    from faceopt.system.video import is_video
+
+    if is_video(args.image):
+        return _identify_video(args)
     pipeline, gallery = _pipeline(), _open(args.gallery, create=False)
     embedding, note = embed_image(pipeline, args.image)
     threshold = _threshold(gallery)
@@ -96,6 +100,25 @@ def _identify(args: argparse.Namespace) -> int:
              + (f"; {note}" if note else "")]
     lines += [f"  {m['name']:<24} {m['cosine']:.3f}{'  match' if m['match'] else ''}" for m in matches]
     _emit(args, {"image": str(args.image), "note": note, "threshold": threshold, "matches": matches}, lines)
+    return 0
+
+
+def _identify_video(args: argparse.Namespace) -> int:
+    from faceopt.system.video import doorbell_gate, identify_video
+
+    gallery = _open(args.gallery, create=False)
+    threshold = _threshold(gallery)
+    try:
+        report = identify_video(args.image, _pipeline(), gallery, threshold, every=args.every,
+                                gate=doorbell_gate() if args.gate else None)
+    except ValueError as exc:
+        raise FaceInputError(str(exc)) from exc
+    people = report.people()
+    lines = [f"{args.image}: {report.frames} frames, {report.looked_at} looked at, recognition on {report.recognised}"
+             f" ({report.wall_seconds:.1f} s)"]
+    lines += [f"  {p['name']:<24} {p['frames']:>4} frame(s) {p['first s']:7.2f}-{p['last s']:.2f} s  best cosine "
+              f"{p['best cosine']:.3f}" for p in people] or ["  no faces"]
+    _emit(args, {**report.to_dict(), "threshold": threshold}, lines)
     return 0
 
 
@@ -141,8 +164,13 @@ def main(command: str, argv: list[str]) -> int:
         parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
         run = _enroll
     elif command == "identify":
-        parser.add_argument("image", type=Path, metavar="IMAGE")
-        parser.add_argument("-k", type=int, default=3, help="how many names to list (3)")
+        parser.add_argument("image", type=Path, metavar="IMAGE|VIDEO",
+                            help="a photo, or a video (.mp4 .avi .mkv .mov .webm .m4v) read frame by frame")
+        parser.add_argument("-k", type=int, default=3, help="how many names to list for a photo (3)")
+        parser.add_argument("--every", type=int, default=5, help="video: look at every N-th frame (5)")
+        parser.add_argument("--gate", action="store_true",
+                            help="video: run recognition only where AmphibianDetector (BlazeFace, page 03's door-phone "
+                                 "setting) sees a moving face")
         run = _identify
     elif command == "verify":
         parser.add_argument("images", nargs=2, type=Path, metavar="IMAGE")

@@ -137,3 +137,41 @@ def jittered_crops(photos: Mapping[str, np.ndarray], blazeface: BlazeFace, per_p
             moved = (five - centre) @ rot.T + centre + rng.uniform(-shift, shift, 2).astype(np.float32) * iod
             out.append(align_face(image, moved.astype(np.float32), size))
     return np.stack(out)
+
+
+def face_squares(photos: Mapping[str, np.ndarray], reference: DlibFacePipeline, *, margin: float = 0.5,
+                 size: int = 160) -> dict[str, np.ndarray]:
+    """A grey square around each photo's largest face (dlib's box grown by ``margin`` on every side), in
+    [0, 1] at ``size`` pixels: the faces :func:`faceopt.data.doorbell.doorbell_scene` pastes into its clip."""
+    squares = {}
+    for name, image in photos.items():
+        faces = reference.detect(image)
+        if not faces:
+            raise ValueError(f"{name}: dlib found no face")
+        x1, y1, x2, y2 = faces[0].box
+        half = (1 + 2 * margin) * max(x2 - x1, y2 - y1) / 2
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        padded = cv2.copyMakeBorder(grey, *(int(half) + 1,) * 4, cv2.BORDER_REPLICATE)
+        off = int(half) + 1
+        crop = padded[int(cy - half) + off:int(cy + half) + off, int(cx - half) + off:int(cx + half) + off]
+        squares[name] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    return squares
+
+
+#: Who walks up to the door in :func:`doorbell_clip`, and the poster on the wall.
+VISITORS = ("obama2.jpg", "biden.jpg", "obama3.jpg")
+POSTER = "obama.jpg"
+
+
+def doorbell_clip(photos: Mapping[str, np.ndarray], reference: DlibFacePipeline, path: str | Path, *,
+                  frames: int = 150, fps: float = 15.0, seed: int = 0) -> Path:
+    """An MP4 door-phone clip (:func:`faceopt.data.doorbell.doorbell_scene`, grey, 640x480) in which the
+    :data:`VISITORS` photos walk up and leave while :data:`POSTER` hangs on the wall; returns its path."""
+    from faceopt.data.doorbell import DoorbellConfig, doorbell_scene
+    from faceopt.system.video import write_video
+
+    squares = face_squares(photos, reference)
+    faces = np.stack([squares[n] for n in (*VISITORS, POSTER)])  # the scene's poster is its last face
+    scene = doorbell_scene(faces, DoorbellConfig(frames=frames, visits=3, seed=seed))
+    return write_video((frame for frame, _ in scene), path, fps=fps)

@@ -18,13 +18,15 @@ class SystemPreset:
     latency_warmup: int
     resolution_repeats: int       # timed frames per Table 9 size
     zoo: tuple[str, ...]          # zoo embedders checked for ONNX parity
+    video_frames: int = 150       # frames of the door-phone clip (15 per second)
+    video_every: int = 3          # recognition looks at every N-th frame
     # latency budgets for the tier rule, as fractions of tier S's INT8 latency on the machine that runs the page
     budget_fractions: tuple[float, ...] = (0.25, 0.5, 0.8, 1.0)
 
 
 PRESETS: dict[str, SystemPreset] = {
     "smoke": SystemPreset("smoke", crops_per_photo=4, latency_repeats=5, latency_warmup=2, resolution_repeats=3,
-                          zoo=("mobilefacenet", "mobilefacenet_relu512")),
+                          zoo=("mobilefacenet", "mobilefacenet_relu512"), video_every=5),
     "full": SystemPreset("full", crops_per_photo=32, latency_repeats=50, latency_warmup=10, resolution_repeats=20,
                          zoo=MODEL_NAMES),
 }
