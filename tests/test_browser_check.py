@@ -52,3 +52,14 @@ def test_a_clean_page_has_no_problems_and_each_defect_is_found(tmp_path):
 def test_book_pages_names_the_fix_when_nothing_is_built(tmp_path):
     with pytest.raises(FileNotFoundError, match="make book-full"):
         book_pages(tmp_path)
+
+
+def test_redirect_pages_are_left_out_whatever_the_case_of_refresh(tmp_path):
+    # Sphinx writes index.html as <meta http-equiv="Refresh" ...>: a page without content, which the
+    # browser leaves while the check measures it
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />')
+    (html / "old.html").write_text('<meta http-equiv="refresh" content="0; url=new.html" />')
+    _page(html, "intro.html", "<p>text</p>")
+    assert [p.name for p in book_pages(html)] == ["intro.html"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import nbformat
@@ -179,8 +180,14 @@ def test_busy_machine_is_noted_on_the_page():
     assert "Other processes used 60% of the machine's 2 cores" in busy_note(0.6, cores=2)
     box = provenance_markdown("full", {"data": "x"}, 1.0, Path("."), others=0.9)
     assert "90%" in box and box.rstrip().endswith("```")
-    # this process's own work is not "other processes"
+    # this process's own work is not "other processes": busy work here must not raise the share above what
+    # other processes used anyway (measured just before, during a sleep; CI may share the machine)
+    quiet = OtherLoad().start()
+    time.sleep(0.3)
+    before = quiet.stop()
     load = OtherLoad().start()
     sum(i * i for i in range(2_000_000))
     share = load.stop()
-    assert share is None or share < 0.5
+    if share is None or before is None:
+        pytest.skip("this system does not report CPU time (/proc/stat)")
+    assert share < before + 0.35, f"own work counted as other processes: {share:.2f} (others before: {before:.2f})"

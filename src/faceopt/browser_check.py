@@ -121,7 +121,7 @@ def book_pages(html_root: str | Path) -> list[Path]:
     root = Path(html_root)
     pages = [p for p in sorted(root.rglob("*.html"))
              if p.name not in SKIPPED_PAGES and "_static" not in p.parts and "_sources" not in p.parts
-             and 'http-equiv="refresh"' not in p.read_text(errors="replace")[:2000]]  # redirects: no content
+             and 'http-equiv="refresh"' not in p.read_text(errors="replace")[:2000].lower()]  # redirects: no content
     if not pages:
         raise FileNotFoundError(f"{root}: no HTML pages; build the book first (make book-full)")
     return pages
