@@ -18,7 +18,7 @@ CELL_KINDS = {
     "02_pruning_quantisation": (2, 4),
     "03_amphibian_detector": (7, 5),
     "04_margin_distillation": (2, 8),
-    "05_embedded_system": (6, 5),
+    "05_embedded_system": (7, 5),
 }
 CHAPTERS = list(list_chapters())
 

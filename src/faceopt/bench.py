@@ -50,6 +50,13 @@ def _system(args: argparse.Namespace) -> dict:
             "photo": str(photo_path), "table9": resolution_times(pipeline, photo, TABLE9_SIZES, repeats=args.repeats)}
 
 
+def _search(args: argparse.Namespace) -> dict:
+    from faceopt.system.search import benchmark_search
+
+    return benchmark_search(args.rows, args.dim, args.queries, args.k, batch=args.batch, threads=args.threads,
+                            repeats=args.repeats)
+
+
 def cli_main(argv: list[str]) -> int:
     """Parse ``faceopt bench`` arguments, run the benchmark, print or write its JSON."""
     parser = argparse.ArgumentParser(prog="faceopt bench", description="benchmarks; JSON out")
@@ -67,7 +74,16 @@ def cli_main(argv: list[str]) -> int:
     system.add_argument("--repeats", type=int, default=10)
     system.add_argument("--threads", type=int, default=1)
     system.set_defaults(run=_system)
-    for p in (cost, system):
+    search = sub.add_parser("search", help="exact 1:N top-k search: numpy float32, faiss IndexFlatIP, ExactSearch")
+    search.add_argument("--rows", type=int, default=1_000_000, help="gallery rows (1,000,000)")
+    search.add_argument("--dim", type=int, default=512)
+    search.add_argument("--queries", type=int, default=64)
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--batch", type=int, default=64, help="queries per search call (1: one at a time)")
+    search.add_argument("--threads", type=int, default=None, help="threads of torch, faiss and BLAS (default: theirs)")
+    search.add_argument("--repeats", type=int, default=3)
+    search.set_defaults(run=_search)
+    for p in (cost, system, search):
         p.add_argument("--json", type=Path, default=None, help="write results here (default: stdout)")
     args = parser.parse_args(argv)
     text = json.dumps(args.run(args), indent=2)
