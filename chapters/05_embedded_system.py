@@ -212,7 +212,7 @@ pd.DataFrame(deployments[tier_s].rows()).set_index("form")
 # * **ONNX FP32 is PyTorch**: the cosine to PyTorch is 1 to four decimals on every crop.
 # * **INT8 keeps the embedding** (cosine above 0.999 on real crops, for a network trained
 #   only on synthetic faces) and runs more than twice as fast as FP32 with one thread
-#   (2.5x on the AMD EPYC that made the committed page). The file is 0.32 of FP32's, not a
+#   (2.3x to 2.5x over several runs on the AMD EPYC that made the committed page). The file is 0.32 of FP32's, not a
 #   quarter: besides its 8-bit weights the INT8 graph keeps a float scale and an 8-bit
 #   zero point per output channel, 32-bit biases, and the graph's structure twice (the
 #   quantise and dequantise nodes around every tensor).
