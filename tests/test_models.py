@@ -28,6 +28,7 @@ PARAMS = {
     "mobilefacenet_insightface": 2_059_520,
     "mobiface": 14_997_504,
     "mobiface_x3_swish_se": 32_691_968,
+    "mobiface_x2_swish_se_gdc": 9_243_648,
     "mobilenetv2": 2_879_744,
 }
 
@@ -40,6 +41,7 @@ MACS = {
     "mobilefacenet_insightface": 437_520_896,
     "mobiface": 224_926_464,
     "mobiface_x3_swish_se": 1_806_913_792,
+    "mobiface_x2_swish_se_gdc": 810_588_160,
     "mobilenetv2": 81_559_168,
 }
 
@@ -130,11 +132,11 @@ def test_mobiface_x3_relation_to_thesis() -> None:
     assert sum(type(m).__name__ == "SqueezeExcite" for m in model.modules()) == 6
     assert not any(isinstance(m, nn.PReLU) for m in model.modules())
     assert any(isinstance(m, nn.SiLU) for m in model.modules())
-    assert model.fc.weight.numel() == base.fc.weight.numel() == 512 * 7 * 7 * 512 == 12_845_056
+    assert model.head[1].weight.numel() == base.head[1].weight.numel() == 512 * 7 * 7 * 512 == 12_845_056
     # the counts the module docstring and the chapter quote (15.00M and 32.69M)
     assert count_parameters(base) == 14_997_504 and count_parameters(model) == 32_691_968
     assert count_parameters(MobiFace(width=3)) < count_parameters(model)     # SE adds weights
-    assert model.fc.weight.numel() > 9.11e6   # why no flatten+FC variant can match Table 15
+    assert model.head[1].weight.numel() > 9.11e6   # why no flatten+FC variant can match Table 15
 
 
 def test_unknown_name_lists_the_allowed_names() -> None:
@@ -210,3 +212,27 @@ def test_iresnet_reduced_width_and_input_size():
     assert small(torch.zeros(2, 3, 32, 32)).shape == (2, 128)
     # defaults unchanged: the insightface layout
     assert get_model("iresnet18").fc.in_features == 512 * 7 * 7
+
+
+def test_the_thesis_student_has_its_parameter_count_with_a_gdc_head() -> None:
+    """Table 15's 9.11M: width 2 with MobileFaceNet's global depthwise head (the module docstring says why)."""
+    student = built("mobiface_x2_swish_se_gdc")
+    assert abs(count_parameters(student) / 9.11e6 - 1) < 0.10
+    assert not any(isinstance(m, nn.Linear) for m in student.modules() if type(m).__name__ != "SqueezeExcite")
+    assert sum(type(m).__name__ == "SqueezeExcite" for m in student.modules()) == 6
+    from faceopt.models.mobiface import MobiFace
+
+    wide = MobiFace(512, width=3, act="swish", se_late=True, head="gdc")
+    assert count_parameters(wide) > 2 * 9.11e6  # literal "x3" with the same head is far above the thesis
+
+
+@pytest.mark.parametrize("head", ["fc", "gdc"])
+def test_mobiface_head_fits_other_input_sizes(head: str) -> None:
+    from faceopt.models.mobiface import MobiFace
+
+    with torch.no_grad():
+        for side in (64, 96):
+            net = MobiFace(128, head=head, input_size=(side, side)).eval()
+            assert net(torch.randn(2, 3, side, side)).shape == (2, 128)
+    with pytest.raises(ValueError, match="head must be one of"):
+        MobiFace(head="avg")

@@ -40,6 +40,8 @@ _REGISTRY: dict[str, _Spec] = {
     "mobilefacenet_insightface": _Spec(MobileFaceNet, {"embedding_size": 512, "width": 2}),
     "mobiface": _Spec(MobiFace),
     "mobiface_x3_swish_se": _Spec(MobiFace, {"width": 3, "act": "swish", "se_late": True}),
+    # the thesis's student at its 9.11M parameters (see faceopt.models.mobiface): width 2, GDC head
+    "mobiface_x2_swish_se_gdc": _Spec(MobiFace, {"width": 2, "act": "swish", "se_late": True, "head": "gdc"}),
     "mobilenetv2": _Spec(mobilenetv2),
 }
 
