@@ -40,7 +40,7 @@ from faceopt.stats import compare
 
 __all__ = [
     "FORMAT", "StaleRunError", "run_folder", "run_comparison", "run_parallel", "load_runs", "collect",
-    "comparison_part", "winner_parts", "main",
+    "comparison_part", "winner_parts", "parse_runs", "main",
 ]
 
 FORMAT = "faceopt.margin_distillation/2"
@@ -334,6 +334,17 @@ def run_parallel(preset: ex.DistillPreset, run_dir: str | os.PathLike, *, jobs: 
     return folder
 
 
+def parse_runs(items: Sequence[str], form: str) -> list[tuple[str, int]]:
+    """``NAME:SEED`` command-line items as ``(name, seed)`` pairs; ``form`` describes them in the error."""
+    runs = []
+    for item in items:
+        name, sep, seed = item.partition(":")
+        if not sep or not seed.isdigit():
+            raise ValueError(f"bad run {item!r}: use {form}")
+        runs.append((name, int(seed)))
+    return runs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="faceopt distill",
                                 description="Train and evaluate the teacher and the students of thesis Tables 5-7.")
@@ -355,14 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError("--jobs runs the whole comparison; leave out --methods, --seeds, --runs and --teacher-only")
             folder = run_parallel(preset, a.run_dir, jobs=a.jobs, device=a.device, overrides=a.set)
         else:
-            runs = None
-            if a.runs is not None:
-                runs = []
-                for item in a.runs:
-                    m, sep, s = item.partition(":")
-                    if not sep or not s.isdigit():
-                        raise ValueError(f"bad run {item!r}: use METHOD:SEED, e.g. arcface:0")
-                    runs.append((m, int(s)))
+            runs = None if a.runs is None else parse_runs(a.runs, "METHOD:SEED, e.g. arcface:0")
             folder = run_comparison(preset, a.run_dir, methods=a.methods, seeds=a.seeds, runs=runs, device=a.device,
                                     teacher_only=a.teacher_only)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:

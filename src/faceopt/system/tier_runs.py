@@ -29,7 +29,7 @@ from faceopt.config import resolve_device
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_torch_save, atomic_write_text
 from faceopt.provenance import git_revision, machine_description
-from faceopt.recognition.runs import StaleRunError
+from faceopt.recognition.runs import StaleRunError, parse_runs
 from faceopt.system import tiers as tr
 
 __all__ = ["FORMAT", "PRESETS", "run_folder", "run_tiers", "run_parallel", "load_tier_runs", "load_backbone", "main"]
@@ -239,14 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError("--jobs runs every missing run; leave out --runs")
             folder = run_parallel(preset, a.run_dir, jobs=a.jobs, device=a.device, cache_dir=a.cache_dir)
         else:
-            runs = None
-            if a.runs is not None:
-                runs = []
-                for item in a.runs:
-                    name, sep, s = item.partition(":")
-                    if not sep or not s.isdigit():
-                        raise ValueError(f"bad run {item!r}: use CANDIDATE:SEED, e.g. recipe-112:0")
-                    runs.append((name, int(s)))
+            runs = None if a.runs is None else parse_runs(a.runs, "CANDIDATE:SEED, e.g. recipe-112:0")
             folder = run_tiers(preset, a.run_dir, runs=runs, device=a.device, cache_dir=a.cache_dir)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
