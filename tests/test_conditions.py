@@ -37,3 +37,11 @@ def test_visa_images_of_one_person_vary_least_and_wild_most():
 def test_unknown_condition_names_the_choices():
     with pytest.raises(ValueError, match="visa, border, wild"):
         condition_faces("studio", 2, 2)
+
+
+def test_condition_ranges_stay_clear_of_the_door_phone_ranges():
+    from faceopt.data import doorphone_visits as dv
+
+    door = [dv.DOORPHONE_RESIDENT_FIRST, dv.DOORPHONE_NEGATIVE_FIRST, dv.DOORPHONE_DISTRACTOR_FIRST]
+    for first in CONDITION_FIRST.values():
+        assert all(abs(first - d) >= dv.IDENTITY_RANGE for d in door)

@@ -59,8 +59,8 @@ CONDITIONS: dict[str, Condition] = {
                                        "noise": 6.0, "jpeg": 0.4, "clutter": 0.5}),
     "wild": Condition("wild", 40, {}),
 }
-#: First global identity of each condition's sets (above every range of faceopt.data.pairs).
-CONDITION_FIRST: dict[str, int] = {name: (5 + k) * EVAL_FIRST_IDENTITY for k, name in enumerate(CONDITIONS)}
+#: First global identity of each condition's sets (above every range of faceopt.data.pairs and faceopt.data.doorphone_visits).
+CONDITION_FIRST: dict[str, int] = {name: (8 + k) * EVAL_FIRST_IDENTITY for k, name in enumerate(CONDITIONS)}
 
 
 def condition_faces(condition: str, identities: int, images_per_identity: int, *, seed: int = 0,
