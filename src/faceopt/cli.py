@@ -92,6 +92,18 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return distill_main(args.rest)
 
 
+def _cmd_tiers(args: argparse.Namespace) -> int:
+    from faceopt.system.tier_runs import main as tiers_main
+
+    return tiers_main(args.rest)
+
+
+def _cmd_nist(args: argparse.Namespace) -> int:
+    from faceopt.recognition.nist_runs import main as nist_main
+
+    return nist_main(args.rest)
+
+
 def _cmd_pseudo_labels(args: argparse.Namespace) -> int:
     from faceopt.detection.pseudo_labels import main as pseudo_labels_main
 
@@ -174,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("assets", _cmd_assets, "external files from registry packages: list | fetch NAME | verify"),
         ("train", _cmd_train, "the training loop (single process; use torchrun -m faceopt.train for DDP)"),
         ("distill", _cmd_distill, "train/evaluate the teacher and students of thesis Tables 5-7 (cached runs)"),
+        ("tiers", _cmd_tiers, "train/evaluate the device-tier candidates of page 05 (cached runs)"),
+        ("nist", _cmd_nist, "train/evaluate the teachers and students of thesis Chapter 4's evaluation (cached runs)"),
         ("pseudo-labels", _cmd_pseudo_labels, "make the vtest.avi person boxes (packaged annotations)"),
         ("person-detector", _cmd_person_detector, "train the vtest.avi person detector of page 03 (packaged weights)"),
         ("enroll", _face_command, "enrol a person from photos into a gallery (--gallery PATH)"),
@@ -193,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = {"bench": _cmd_bench, "assets": _cmd_assets, "train": _cmd_train, "distill": _cmd_distill,
+                   "tiers": _cmd_tiers, "nist": _cmd_nist,
                    "pseudo-labels": _cmd_pseudo_labels, "person-detector": _cmd_person_detector,
                    **dict.fromkeys(("enroll", "identify", "verify", "gallery"), _face_command)}
     if argv and argv[0] in passthrough:
