@@ -83,3 +83,17 @@ def test_frames_of_every_table9_size_hold_the_face_and_the_benchmark_reports_eac
     assert [r["frame"] for r in out] == ["120x180", "240x360"] and out[0]["ratio_to_smallest"] == 1.0
     assert all(r["total_ms"] > 0 and r["faces"] in (0, 1) for r in out)  # a benchmark: no timing asserted
     assert all(r["total_p25_ms"] <= r["total_ms"] <= r["total_p75_ms"] for r in out)
+
+
+def test_time_per_image_interleaves_systems_and_reports_each():
+    from faceopt.system.benchmark import time_per_image
+
+    calls = []
+    systems = {"a": lambda im: calls.append(("a", int(im[0, 0, 0]))), "b": lambda im: calls.append(("b", int(im[0, 0, 0])))}
+    images = [np.full((4, 4, 3), k, np.uint8) for k in (1, 2)]
+    rows = time_per_image(systems, images, repeats=2, warmup=1)
+    assert calls[:2] == [("a", 1), ("b", 1)]  # warm-up: each system once
+    assert calls[2:6] == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]  # interleaved by image, then system
+    assert [r["system"] for r in rows] == ["a", "b"] and all(r["n"] == 4 and r["median_ms"] >= 0 for r in rows)
+    with pytest.raises(ValueError, match="needs systems"):
+        time_per_image({}, images)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -63,4 +63,28 @@ def resolution_times(pipeline: FacePipeline, photo_bgr: np.ndarray, sizes: Seque
     base = float(rows[0]["total_ms"])
     for row in rows:
         row["ratio_to_smallest"] = float(row["total_ms"]) / base
+    return rows
+
+
+def time_per_image(systems: Mapping[str, Callable[[np.ndarray], object]], images: Sequence[np.ndarray], *,
+                   repeats: int = 5, warmup: int = 1) -> list[dict]:
+    """Median and quartile milliseconds per image of each system (a callable taking one BGR image: detect,
+    align, embed), interleaved over systems and images so that drifts of the machine hit all alike (thesis
+    Table 10: time per image of the proposed system beside others, measured side by side in one run)."""
+    if repeats < 1 or warmup < 0 or not images or not systems:
+        raise ValueError("time_per_image needs systems, images, repeats >= 1 and warmup >= 0")
+    for run in systems.values():
+        for _ in range(warmup):
+            run(images[0])
+    samples: dict[str, list[float]] = {name: [] for name in systems}
+    for _ in range(repeats):
+        for image in images:
+            for name, run in systems.items():
+                start = time.perf_counter()
+                run(image)
+                samples[name].append(1e3 * (time.perf_counter() - start))
+    rows = []
+    for name, ms in samples.items():
+        q25, q50, q75 = statistics.quantiles(ms, n=4) if len(ms) > 1 else (ms[0],) * 3
+        rows.append({"system": name, "median_ms": statistics.median(ms), "p25_ms": q25, "p75_ms": q75, "n": len(ms)})
     return rows
