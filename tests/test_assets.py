@@ -421,3 +421,53 @@ def test_python_dash_m_runs_the_cli() -> None:
     proc = subprocess.run([sys.executable, "-m", "faceopt.assets", "path", "no-such-asset"],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "unknown asset(s): no-such-asset" in proc.stderr
+
+
+def _ar(members: list[tuple[bytes, bytes]], size_field: bytes | None = None) -> bytes:
+    """An ar archive; ``size_field`` overrides the first member's size field (10 bytes)."""
+    out = b"!<arch>\n"
+    for k, (name, data) in enumerate(members):
+        size = size_field if (k == 0 and size_field is not None) else str(len(data)).encode()
+        out += name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"644".ljust(8) + size.ljust(10) + b"`\n"
+        out += data + (b"\n" if len(data) % 2 else b"")
+    return out
+
+
+def test_ar_headers_with_negative_or_absurd_sizes_are_refused_not_looped() -> None:
+    good = list(X._ar_members(io.BytesIO(_ar([(b"debian-binary/", b"2.0\n")]))))
+    assert good == [("debian-binary", 68, 4)]
+    for size, message in ((b"-60", "member size"), (b"99999999", "runs past the end"), (b"abc", "member size")):
+        with pytest.raises(A.AssetFetchError, match=message):
+            list(X._ar_members(io.BytesIO(_ar([(b"debian-binary/", b"2.0\n")], size_field=size))))
+
+
+def test_bsd_ar_names_that_are_not_numbers_are_a_clean_error() -> None:
+    with pytest.raises(A.AssetFetchError, match="BSD name length"):
+        list(X._ar_members(io.BytesIO(_ar([(b"#1/xx", b"name-and-data")]))))
+    with pytest.raises(A.AssetFetchError, match="BSD name of 50 bytes"):
+        list(X._ar_members(io.BytesIO(_ar([(b"#1/50", b"short")]))))
+
+
+def test_archives_that_are_not_archives_give_the_asset_error(tmp_path: Path) -> None:
+    for name in ("broken.zip", "broken.whl", "broken.tar.gz"):
+        path = tmp_path / name
+        path.write_bytes(b"PK\x03\x04 this is not a zip or a tarball" * 3)
+        with pytest.raises(A.AssetFetchError, match=f"{name}: not a readable"):
+            X.extract_member(path, "a/b.txt", io.BytesIO())
+
+
+def test_hash_memo_notices_a_file_rewritten_in_place_with_the_same_size_and_mtime(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from faceopt.assets import cache as C
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"a" * 64)
+    first = C._sha256_memo(path)
+    st = path.stat()
+    time.sleep(0.01)
+    path.write_bytes(b"b" * 64)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, mtime put back: only ctime moves
+    assert path.stat().st_mtime_ns == st.st_mtime_ns
+    assert C._sha256_memo(path) != first == hashlib.sha256(b"a" * 64).hexdigest()

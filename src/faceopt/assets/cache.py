@@ -30,7 +30,7 @@ def cached_path(name: str) -> Path:
     return cache_dir() / asset.name / asset.basename
 
 
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+_HASH_MEMO: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def sha256_file(path: Path) -> str:
@@ -43,9 +43,11 @@ def sha256_file(path: Path) -> str:
 
 
 def _sha256_memo(path: Path) -> str:
-    """SHA-256 of a cached file, remembered per (path, size, mtime) within this process."""
+    """SHA-256 of a cached file, remembered within this process per (path, inode, size, mtime, ctime): a file
+    rewritten in place with the same size and a restored mtime still changes its ctime, which a process
+    cannot set back."""
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     digest = _HASH_MEMO.get(key)
     if digest is None:
         digest = sha256_file(path)

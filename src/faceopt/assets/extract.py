@@ -46,6 +46,13 @@ def _copy_hashing(src: IO[bytes], dst: BinaryIO) -> str:
 
 
 def _extract_zip(archive: Path, member: str, out: BinaryIO) -> str:
+    try:
+        return _extract_zip_member(archive, member, out)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise AssetFetchError(f"{archive.name}: not a readable zip archive ({exc})") from exc
+
+
+def _extract_zip_member(archive: Path, member: str, out: BinaryIO) -> str:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             if _norm_entry(info.filename) != member:
@@ -103,6 +110,7 @@ def _ar_members(fh: BinaryIO) -> Iterator[tuple[str, int, int]]:
     """Yield ``(name, offset, size)`` of each member of an ``ar`` archive (GNU and BSD names)."""
     if fh.read(8) != b"!<arch>\n":
         raise AssetFetchError("not an ar archive (bad magic)")
+    end = fh.seek(0, io.SEEK_END)
     pos = 8
     while True:
         fh.seek(pos)
@@ -112,20 +120,29 @@ def _ar_members(fh: BinaryIO) -> Iterator[tuple[str, int, int]]:
         if len(header) < 60 or header[58:60] != b"`\n":
             raise AssetFetchError("truncated or malformed ar header")
         name = header[0:16].decode("ascii", "replace").rstrip()
-        try:
-            size = int(header[48:58].decode("ascii").strip())
-        except ValueError as exc:
-            raise AssetFetchError("malformed ar member size") from exc
+        size = _ar_number(header[48:58], "member size")
         data_at = pos + 60
         if name.startswith("#1/"):  # BSD: the name follows the header
-            name_len = int(name[3:])
+            name_len = _ar_number(name[3:].encode("ascii", "replace"), "BSD name length")
+            if name_len > size:
+                raise AssetFetchError(f"malformed ar member: BSD name of {name_len} bytes in a member of {size}")
             name = fh.read(name_len).decode("utf-8", "replace").rstrip("\0")
             data_at += name_len
             size -= name_len
         elif name.endswith("/") and name not in ("/", "//"):
             name = name[:-1]  # GNU terminator
+        if data_at + size > end:
+            raise AssetFetchError(f"truncated ar archive: member {name!r} of {size} bytes runs past the end")
         yield name, data_at, size
-        pos = data_at + size + ((data_at + size) % 2)  # members are 2-byte aligned
+        pos = data_at + size + ((data_at + size) % 2)  # members are 2-byte aligned (always moves forward)
+
+
+def _ar_number(field: bytes, what: str) -> int:
+    """A non-negative decimal field of an ar header; AssetFetchError otherwise (negative sizes would loop)."""
+    text = field.decode("ascii", "replace").strip()
+    if not text.isdigit():
+        raise AssetFetchError(f"malformed ar {what}: {text!r}")
+    return int(text)
 
 
 def _extract_deb(archive: Path, member: str, out: BinaryIO) -> str:
@@ -156,8 +173,11 @@ def _extract_deb_zst(archive: Path, window: BinaryIO, member: str, out: BinaryIO
         zstandard = None
     if zstandard is not None:
         reader = zstandard.ZstdDecompressor().stream_reader(window)
-        with tarfile.open(fileobj=reader, mode="r|") as tf:
-            return _extract_tar_stream(tf, member, out, label)
+        try:
+            with tarfile.open(fileobj=reader, mode="r|") as tf:
+                return _extract_tar_stream(tf, member, out, label)
+        except (tarfile.TarError, zstandard.ZstdError) as exc:
+            raise AssetFetchError(f"{label}: unreadable ({exc})") from exc
     if shutil.which("dpkg-deb") is None:
         raise AssetFetchError(f"{label}: zstd-compressed; install the 'zstandard' module or dpkg-deb")
     proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(archive)], stdout=subprocess.PIPE)
@@ -165,6 +185,8 @@ def _extract_deb_zst(archive: Path, window: BinaryIO, member: str, out: BinaryIO
     try:
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tf:
             return _extract_tar_stream(tf, member, out, label)
+    except tarfile.TarError as exc:
+        raise AssetFetchError(f"{label}: unreadable ({exc})") from exc
     finally:
         proc.stdout.close()
         proc.kill()
