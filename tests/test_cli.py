@@ -77,3 +77,33 @@ def test_bench_system_writes_json(tmp_path):
     doc = json.loads(out.read_text())
     assert [r["frame"] for r in doc["table9"]] == ["480x720", "960x1440", "1600x2400", "3000x4500"]
     assert doc["table9"][0]["ratio_to_smallest"] == 1.0 and "machine" in doc
+
+
+def test_an_output_folder_that_cannot_exist_is_one_line(capsys):
+    assert main(["run", "pipeline_cost", "--out", "/dev/null/x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("faceopt run: error:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_sigterm_unwinds_and_removes_temporary_folders(monkeypatch, capsys):
+    import argparse
+    import os
+    import signal
+    import tempfile
+    from pathlib import Path
+
+    import faceopt.cli as cli
+
+    made = []
+
+    def work(args):
+        with tempfile.TemporaryDirectory(prefix="faceopt-test-") as tmp:
+            made.append(Path(tmp))
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise AssertionError("SIGTERM did not interrupt the command")
+
+    monkeypatch.setattr(cli, "build_parser", lambda: type("P", (), {"parse_args": lambda self, argv: argparse.Namespace(
+        command="work", func=work)})())
+    assert cli.main(["work"]) == 130
+    assert made and not made[0].exists()
+    assert signal.getsignal(signal.SIGTERM) is not cli._terminate  # the handler is put back

@@ -97,6 +97,15 @@ def test_parameter_types_are_checked(tiny_repo):
     assert check_parameters("01_tiny", {"n": 5, "data": 7}, tiny_repo) == {"n": 5, "data": "7"}
 
 
+def test_numbers_must_be_finite_and_whole_where_the_default_is_and_devices_are_listed(tiny_repo):
+    for value, message in ((1.5, "whole number"), (float("inf"), "finite"), (float("nan"), "finite")):
+        with pytest.raises(ChapterError, match=message):
+            check_parameters("01_tiny", {"seed": value}, tiny_repo)
+    assert check_parameters("01_tiny", {"seed": 2.0}, tiny_repo) == {"seed": 2}
+    with pytest.raises(ChapterError, match="device must be one of auto, cpu, cuda, got 'tpu'"):
+        check_parameters("01_tiny", {"device": "tpu"}, tiny_repo)
+
+
 def test_bad_scale_is_refused(tiny_repo):
     with pytest.raises(ValueError, match="allowed: smoke, full"):
         run_chapter("tiny", "medium", p=tiny_repo, log=lambda *_: None)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -201,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM as KeyboardInterrupt, so that ``finally`` blocks and context managers clean up."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; errors become one message and exit status 1."""
     from faceopt.runner import ChapterError
@@ -215,17 +221,24 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command=argv[0], rest=argv[1:], func=passthrough[argv[0]])
     else:
         args = build_parser().parse_args(argv)
+    try:  # SIGTERM unwinds like Ctrl-C, so temporary folders are removed (main thread only)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:
+        previous = None
     try:
         return int(args.func(args) or 0)
-    except (ChapterError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (ChapterError, ValueError, OSError, RuntimeError) as err:
         print(f"faceopt {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into `head` and the like
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import datetime as _dt
 import json
+import math
 import os
 import shutil
 import sys
@@ -174,6 +175,10 @@ def parse_parameter(text: str) -> tuple[str, Any]:
     return name, value
 
 
+#: Choices of the parameters every chapter shares (a chapter checks its own ``data`` choices itself).
+PARAMETER_CHOICES: dict[str, tuple[str, ...]] = {"scale": ("smoke", "full"), "device": ("auto", "cpu", "cuda")}
+
+
 def check_parameters(stem: str, params: Mapping[str, Any], p: Paths | None = None) -> dict[str, Any]:
     """Reject parameters the chapter does not declare, and values of the wrong type."""
     defaults = chapter_parameters(stem, p)
@@ -189,9 +194,19 @@ def check_parameters(stem: str, params: Mapping[str, Any], p: Paths | None = Non
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ChapterError(f"chapter {stem}: parameter {name} must be a number, got {value!r}")
-            value = type(default)(value) if isinstance(default, float) else value
+            if not math.isfinite(value):
+                raise ChapterError(f"chapter {stem}: parameter {name} must be a finite number, got {value!r}")
+            if isinstance(default, int):
+                if not float(value).is_integer():
+                    raise ChapterError(f"chapter {stem}: parameter {name} must be a whole number, got {value!r}")
+                value = int(value)
+            else:
+                value = float(value)
         if isinstance(default, str):
             value = str(value)
+            allowed = PARAMETER_CHOICES.get(name)
+            if allowed is not None and value not in allowed:
+                raise ChapterError(f"chapter {stem}: parameter {name} must be one of {', '.join(allowed)}, got {value!r}")
         checked[name] = value
     return checked
 
