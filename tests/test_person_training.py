@@ -221,3 +221,24 @@ def test_make_person_detector_follows_the_recipe_and_writes_its_card(video, tmp_
     assert json.loads(out.with_suffix(".json").read_text()) == card
     assert torch.load(out, weights_only=True)["step"] == 3
     assert PRESETS["vtest"].steps == 1250 and PRESETS["vtest"].train_frames == (0, 398)  # the committed weights' recipe
+
+
+@pytest.mark.parametrize("content", ["garbage", "foreign-pickle", "missing-keys", "wrong-shapes"])
+def test_a_tampered_or_foreign_checkpoint_is_one_error_naming_the_file(tmp_path, content):
+    import pickle
+
+    import torch
+
+    from faceopt.detection.person_training import load_person_detector
+
+    path = tmp_path / "detector.pt"
+    if content == "garbage":
+        path.write_bytes(b"\x80\x04not a checkpoint at all")
+    elif content == "foreign-pickle":
+        path.write_bytes(pickle.dumps(print))  # a global torch.load(weights_only=True) refuses
+    elif content == "missing-keys":
+        torch.save({"model": {}}, path)
+    else:
+        torch.save({"input_size": [64, 64], "model": {"backbone.0.weight": torch.zeros(1)}}, path)
+    with pytest.raises(ValueError, match="detector.pt: not a person-detector checkpoint"):
+        load_person_detector(path)

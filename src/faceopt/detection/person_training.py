@@ -27,7 +27,9 @@ import argparse
 import datetime
 import json
 import math
+import pickle
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -354,8 +356,10 @@ def load_person_detector(path: str | Path) -> SSD:
         model = build_person_detector(tuple(state["input_size"]), width_mult=float(state.get("width_mult", 0.5)),
                                       seed=None)
         model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError, TypeError, EOFError) as exc:
-        raise ValueError(f"{path}: not a person-detector checkpoint ({exc})") from exc
+    except (RuntimeError, KeyError, TypeError, EOFError, ValueError, AttributeError, IndexError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a person-detector checkpoint ({type(exc).__name__}: {exc}); make it again "
+                         f"with `faceopt person-detector --preset vtest --out {path}`") from exc
     return with_input_size(model, FRAME_SIZE).eval()
 
 
