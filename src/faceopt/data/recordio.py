@@ -17,9 +17,15 @@ The thesis trained on MS1MV2 as distributed by insightface. The layout, followin
   with labels ``(first_image, end_image)``). Otherwise every key in the ``.idx`` is an image.
   An image's label is its scalar label, or its first label when ``flag > 0``.
 * ``property`` (optional, next to ``train.rec``): ``num_classes,height,width``.
+
+Every failure on a bad file is a ``ValueError`` naming it (``OSError`` for the system's own):
+key ranges in record 0 are checked against the ``.idx`` and the file size before anything is
+allocated, labels must be finite, and an image's header size is checked against
+``max_image_pixels`` before it is decoded.
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -30,11 +36,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from faceopt.data.images import DEFAULT_MAX_IMAGE_PIXELS, decode_image
+
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
 _IR_FORMAT = "<IfQQ"
 _IR_SIZE = struct.calcsize(_IR_FORMAT)  # 24
 _LEN_MASK = (1 << 29) - 1
+_MIN_RECORD_SIZE = 8 + _IR_SIZE  # record header + IRHeader: no record in a valid .rec is shorter
 
 
 @dataclass(frozen=True)
@@ -67,25 +76,40 @@ def unpack_payload(payload: bytes, where: str = "record") -> tuple[IRHeader, byt
             raise ValueError(f"{where}: IRHeader says {flag} float labels follow but only "
                              f"{len(rest)} bytes remain; the record is corrupt")
         labels = np.frombuffer(rest, dtype="<f4", count=flag).copy()
+        if not np.isfinite(labels).all():
+            raise ValueError(f"{where}: IRHeader labels {labels[:8].tolist()} include NaN or infinity; "
+                             f"the record is corrupt")
         return IRHeader(flag, labels, id_, id2), rest[4 * flag:]
+    if not math.isfinite(label):
+        raise ValueError(f"{where}: IRHeader label is {label}, not a finite number; the record is corrupt")
     return IRHeader(flag, float(label), id_, id2), rest
+
+
+def _idx_lines(path_idx: Path) -> Iterable[tuple[int, str]]:
+    """(line number, text) of an ``.idx``, refusing non-ASCII bytes with the line that holds them."""
+    with open(path_idx, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                yield lineno, raw.decode("ascii")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path_idx}:{lineno}: non-ASCII bytes {raw[:40]!r}; an .idx is ASCII text, "
+                                 f"one 'key<TAB>offset' per line; is this the .idx of an MXNet .rec?") from None
 
 
 def _read_idx(path_idx: Path) -> dict[int, int]:
     keys: dict[int, int] = {}
-    with open(path_idx, encoding="ascii") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            try:
-                key, offset = int(parts[0]), int(parts[1])
-            except (IndexError, ValueError):
-                raise ValueError(f"{path_idx}:{lineno}: expected 'key<TAB>offset', got "
-                                 f"{line.rstrip()!r}; is this the .idx of an MXNet .rec?") from None
-            if offset < 0:
-                raise ValueError(f"{path_idx}:{lineno}: negative offset {offset}")
-            keys[key] = offset
+    for lineno, line in _idx_lines(path_idx):
+        if not line.strip():
+            continue
+        parts = line.split()
+        try:
+            key, offset = int(parts[0]), int(parts[1])
+        except (IndexError, ValueError):
+            raise ValueError(f"{path_idx}:{lineno}: expected 'key<TAB>offset', got "
+                             f"{line.rstrip()!r}; is this the .idx of an MXNet .rec?") from None
+        if offset < 0:
+            raise ValueError(f"{path_idx}:{lineno}: negative offset {offset}")
+        keys[key] = offset
     return keys
 
 
@@ -96,8 +120,10 @@ class RecordIOReader:
     ``image_keys`` lists the keys that hold images and ``len()`` counts them.
     """
 
-    def __init__(self, path_rec: str | os.PathLike, path_idx: str | os.PathLike | None = None) -> None:
+    def __init__(self, path_rec: str | os.PathLike, path_idx: str | os.PathLike | None = None, *,
+                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         self.path_rec = Path(path_rec)
+        self.max_image_pixels = max_image_pixels
         self.path_idx = Path(path_idx) if path_idx is not None else self.path_rec.with_suffix(".idx")
         for p in (self.path_rec, self.path_idx):
             if not p.is_file():
@@ -116,17 +142,38 @@ class RecordIOReader:
         self.header0: tuple[int, int] | None = None
         self.image_keys: list[int] = self._find_image_keys()
 
+    def _header_range(self, head: IRHeader) -> tuple[int, int]:
+        """(start, end) of header record 0, checked against the .idx and the file size before any use."""
+        where = f"{self.path_rec}: header record 0"
+        label = np.asarray(head.label)
+        if label.size < 2:
+            raise ValueError(f"{where} has {label.size} label(s); insightface's header holds two, (start, end) of the "
+                             f"identity headers; the record is corrupt")
+        lo, hi = float(label[0]), float(label[1])  # finite: unpack_payload refuses NaN and infinity
+        if lo != int(lo) or hi != int(hi):
+            raise ValueError(f"{where} says (start, end) = ({lo}, {hi}), not whole key numbers; the record is corrupt")
+        start, end = int(lo), int(hi)
+        if start > len(self.offsets) or start - 1 > self._size // _MIN_RECORD_SIZE:
+            raise ValueError(f"{where} says images are keys 1..{start - 1}, but {self.path_idx} lists only "
+                             f"{len(self.offsets)} records and {self._size} bytes hold at most "
+                             f"{self._size // _MIN_RECORD_SIZE} ({_MIN_RECORD_SIZE} bytes each); the header is corrupt "
+                             f"or the .rec was cut short: download it again")
+        if start < 1 or end < start or end - start > start - 1:
+            raise ValueError(f"{where} says (start, end) = ({start}, {end}): {start - 1} images and "
+                             f"{end - start} identities, which needs 1 <= start <= end and no more identities than "
+                             f"images; the header is corrupt")
+        return start, end
+
     def _find_image_keys(self) -> list[int]:
         if 0 in self.offsets:
             head, _ = self.read(0)
             if head.flag > 0:
-                label = np.asarray(head.label)  # flag > 0: an array of labels
-                start, end = int(label[0]), int(label[1])
+                start, end = self._header_range(head)
                 missing = [k for k in range(1, start) if k not in self.offsets]
-                if start < 1 or end < start or missing:
+                if missing:
                     raise ValueError(f"{self.path_rec}: header record 0 says images are keys 1..{start - 1} "
                                      f"and identity headers {start}..{end - 1}, but the .idx "
-                                     f"{'lacks keys ' + str(missing[:5]) if missing else 'disagrees'}; "
+                                     f"lacks keys {missing[:5]}; "
                                      f"check that the .idx belongs to this .rec")
                 self.header0 = (start, end)
                 return list(range(1, start))
@@ -139,7 +186,12 @@ class RecordIOReader:
             return self.header0[1] - self.header0[0]
         prop = self.path_rec.parent / "property"
         if prop.is_file():
-            return int(prop.read_text().strip().split(",")[0])
+            text = prop.read_bytes()[:200].decode("ascii", errors="replace")
+            try:
+                return int(text.strip().split(",")[0])
+            except ValueError:
+                raise ValueError(f"{prop}: expected 'num_classes,height,width', got {text[:60]!r}; fix or delete "
+                                 f"the file") from None
         return None
 
     def __len__(self) -> int:
@@ -187,11 +239,11 @@ class RecordIOReader:
                 raise ValueError(f"{self.path_rec}: record part with cflag {cflag} at offset {pos} "
                                  f"(key {key}) is out of sequence; the .idx offset may point into "
                                  f"the middle of a multi-part record")
-            data = f.read(length)
-            if len(data) < length:
+            remain = max(self._size - pos - 8, 0)
+            if length > remain:  # checked before reading: a corrupt length must not allocate it
                 raise ValueError(f"{self.path_rec}: truncated record at offset {pos} (key {key}): "
-                                 f"needs {length} bytes, {len(data)} remain; was the download cut short?")
-            parts.append(data)
+                                 f"needs {length} bytes, {remain} remain; was the download cut short?")
+            parts.append(f.read(length))
             padded = (length + 3) & ~3
             f.seek(padded - length, os.SEEK_CUR)
             pos += 8 + padded
@@ -206,19 +258,17 @@ class RecordIOReader:
     def label(self, key: int) -> int:
         """Integer identity of image record ``key``."""
         head, _ = self.read(key)
-        lab = head.label
-        return int(lab[0] if isinstance(lab, np.ndarray) else lab)
+        lab = float(head.label[0] if isinstance(head.label, np.ndarray) else head.label)
+        if lab != int(lab):  # finite: unpack_payload refuses NaN and infinity
+            raise ValueError(f"{self.path_rec}: record key {key} has label {lab}, not a whole identity number; "
+                             f"the record is corrupt")
+        return int(lab)
 
     def image(self, key: int) -> np.ndarray:
         """Decoded BGR uint8 image [H, W, 3] of record ``key``."""
-        import cv2
-
         _, img_bytes = self.read(key)
-        img = cv2.imdecode(np.frombuffer(img_bytes, np.uint8), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"{self.path_rec}: record key {key} at offset {self.offsets[key]} "
-                             f"holds {len(img_bytes)} bytes that OpenCV cannot decode as an image")
-        return img
+        return decode_image(img_bytes, f"{self.path_rec}: record key {key} at offset {self.offsets[key]}",
+                            self.max_image_pixels)
 
 
 def image_to_tensor(img_bgr: np.ndarray, size: int = 112) -> torch.Tensor:
@@ -235,8 +285,8 @@ class RecordIOFaces(Dataset):
     """Images of an insightface ``.rec`` as (RGB tensor [3, size, size] in [-1, 1], label)."""
 
     def __init__(self, path_rec: str | os.PathLike, path_idx: str | os.PathLike | None = None,
-                 size: int = 112) -> None:
-        self.reader = RecordIOReader(path_rec, path_idx)
+                 size: int = 112, *, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+        self.reader = RecordIOReader(path_rec, path_idx, max_image_pixels=max_image_pixels)
         self.size = size
 
     def __len__(self) -> int:

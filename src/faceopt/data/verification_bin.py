@@ -13,16 +13,37 @@ never the real object:
   converted to a Python ``bool``. Any other dtype is refused.
 
 Python 2 files (``str`` images) are read with ``encoding="bytes"`` as insightface does.
+
+Hostile files fail with a :class:`ValueError` that names the file, before anything large is
+allocated: the pickle may not nest tuples more than 100 deep (hashing them would overflow the C
+stack), may not reference one image from several places, may
+not decode to more than ``max_total_pixels``, and no image may declare (in its PNG/JPEG header)
+more than ``max_image_pixels`` before it is decoded.
 """
 from __future__ import annotations
 
 import io
 import os
 import pickle
+import pickletools
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from faceopt.data.images import DEFAULT_MAX_IMAGE_PIXELS, decode_image
+
+DEFAULT_MAX_TOTAL_PIXELS = 1 << 30
+"""Largest ``2N x H x W`` a ``.bin`` may decode to (3 GiB as BGR uint8); LFW at 112 x 112 is 0.15 G."""
+# Hashing a deeply nested tuple (a set element, a dict key) recurses in C without a depth check and
+# crashes the interpreter, so tuples (and frozensets) nested deeper than this are refused before
+# unpickling. A .bin nests 3 deep at most (a numpy bool's dtype state inside its reduce arguments).
+_MAX_NESTING = 100
+_NESTING_OPCODES = frozenset({"TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "FROZENSET"})
+
+
+class VerificationBinError(ValueError, pickle.UnpicklingError):
+    """A ``.bin`` that is corrupt, hostile or not a verification set (a ValueError and an UnpicklingError)."""
 
 
 class _BoolDtype:
@@ -33,8 +54,8 @@ class _BoolDtype:
 
 
 def _make_safe_globals(path: str) -> dict[tuple[str, str], Any]:
-    def refuse(what: str) -> pickle.UnpicklingError:
-        return pickle.UnpicklingError(f"{path}: refusing {what}; a verification .bin holds only "
+    def refuse(what: str) -> VerificationBinError:
+        return VerificationBinError(f"{path}: refusing {what}; a verification .bin holds only "
                                       f"bytes, lists and bools")
 
     def codecs_encode(s: Any, encoding: Any = "utf-8", *rest: Any) -> bytes:
@@ -80,32 +101,71 @@ class SafeUnpickler(pickle.Unpickler):
         try:
             return self._safe[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise VerificationBinError(
                 f"{self._name}: refusing to load global {module}.{name}; a verification .bin holds "
                 f"only bytes, lists and bools, so this file is not one (or was tampered with)") from None
 
     def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError(f"{self._name}: refusing persistent id {pid!r}")
+        raise VerificationBinError(f"{self._name}: refusing persistent id {pid!r}")
+
+
+def _tuple_nesting(op: Any, children: list[int]) -> int:
+    """Nesting depth of what ``op`` pushes: tuples and frozensets (the hashable containers) nest, the rest is 0."""
+    return 1 + max(children, default=0) if op.name in _NESTING_OPCODES else 0
+
+
+def _refuse_deep_nesting(data: bytes, name: str) -> None:
+    """Simulate the pickle's stack (nothing is executed) and refuse tuples nested deeper than ``_MAX_NESTING``.
+
+    A malformed stream is left for the unpickler to report.
+    """
+    stack: list[int] = []
+    marks: list[int] = []
+    memo: dict[int, int] = {}
+    for op, arg, pos in pickletools.genops(data):
+        before = op.stack_before
+        children: list[int] = []
+        if pickletools.markobject in before:
+            if not marks:
+                return
+            cut = marks.pop()
+            children, stack[cut:] = stack[cut:], []
+            before = before[:before.index(pickletools.markobject)]
+        if len(before) > len(stack):
+            return
+        if before:
+            children, stack[-len(before):] = stack[-len(before):] + children, []
+        if op.name == "MARK":
+            marks.append(len(stack))
+        elif op.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE") and stack:
+            memo[len(memo) if op.name == "MEMOIZE" else int(arg or 0)] = stack[-1]
+        elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo.get(int(arg or 0), 0))
+        elif op.name == "DUP":
+            stack += children * 2
+        else:
+            depth = _tuple_nesting(op, children)
+            if depth > _MAX_NESTING:
+                raise VerificationBinError(f"{name}: tuples nested {depth} deep at byte {pos} (the cap is {_MAX_NESTING}); "
+                                           f"a verification .bin nests 3 deep at most, so this file is not one")
+            stack += [depth] * len(op.stack_after)
 
 
 def safe_load(path: str | os.PathLike) -> Any:
-    """Unpickle ``path`` with :class:`SafeUnpickler`."""
-    with open(path, "rb") as f:
-        return SafeUnpickler(f, str(path)).load()
+    """Unpickle ``path`` with :class:`SafeUnpickler`; every failure is a :class:`VerificationBinError` naming it."""
+    data = Path(path).read_bytes()  # from memory, a length field cannot ask the file object for more than it holds
+    try:
+        _refuse_deep_nesting(data, str(path))
+        return SafeUnpickler(io.BytesIO(data), str(path)).load()
+    except VerificationBinError:
+        raise
+    except Exception as e:  # EOFError, TypeError, MemoryError, RecursionError, ...: all mean a bad file
+        raise VerificationBinError(f"{path}: cannot unpickle it ({type(e).__name__}: {e}); the file is truncated, "
+                                   f"corrupt or not an insightface verification .bin; download it again") from e
 
 
-def load_verification_bin(path: str | os.PathLike, image_size: int | tuple[int, int] = 112,
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """(BGR uint8 images [2N, H, W, 3], issame bool [N]) from an insightface ``.bin``.
-
-    Images not of ``image_size`` (an int or ``(H, W)``) are resized bilinearly.
-    """
-    import cv2
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found")
-    obj = safe_load(path)
+def _check_structure(path: Path, obj: Any) -> tuple[Sequence[Any], Sequence[Any]]:
+    """(bins, issame) of an unpickled ``.bin``, refusing any other shape."""
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
         raise ValueError(f"{path}: expected a pickled (bins, issame_list) pair, got {type(obj).__name__}")
     bins, issame = obj
@@ -117,15 +177,46 @@ def load_verification_bin(path: str | os.PathLike, image_size: int | tuple[int, 
                          f"the file is mislabelled or truncated")
     if not all(isinstance(s, bool) or (isinstance(s, int) and s in (0, 1)) for s in issame):
         raise ValueError(f"{path}: issame_list holds values other than booleans")
+    return bins, issame
+
+
+def _check_image_count(path: Path, bins: Sequence[Any], h: int, w: int, max_total_pixels: int) -> None:
+    """Refuse, before allocating the output, a file whose image list outgrows what it stores."""
+    first: dict[int, int] = {}
+    for i, b in enumerate(bins):
+        if isinstance(b, (bytes, bytearray)) and len(b) > 1:  # bytes of length 0 and 1 are shared singletons
+            j = first.setdefault(id(b), i)
+            if j != i:
+                raise ValueError(f"{path}: image {i} is the same pickled object as image {j}; an insightface .bin "
+                                 f"stores every image once, and repeated references make a small file "
+                                 f"({path.stat().st_size} bytes) decode to a huge array; the file was tampered with")
+    total = len(bins) * h * w
+    if total > max_total_pixels:
+        raise ValueError(f"{path}: {len(bins)} images of {h}x{w} would decode to {total} pixels "
+                         f"({3 * total / 2**30:.1f} GiB), above the cap of {max_total_pixels} (max_total_pixels); "
+                         f"pass a larger max_total_pixels or a smaller image_size if the file is genuine")
+
+
+def load_verification_bin(path: str | os.PathLike, image_size: int | tuple[int, int] = 112, *,
+                          max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                          max_total_pixels: int = DEFAULT_MAX_TOTAL_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """(BGR uint8 images [2N, H, W, 3], issame bool [N]) from an insightface ``.bin``.
+
+    Images not of ``image_size`` (an int or ``(H, W)``) are resized bilinearly. Every failure on a
+    bad file is a ``ValueError`` naming it; ``max_image_pixels`` caps each encoded image (read from
+    its header before decoding) and ``max_total_pixels`` the decoded array (``2N * H * W``).
+    """
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    bins, issame = _check_structure(path, safe_load(path))
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    _check_image_count(path, bins, h, w, max_total_pixels)
     images = np.empty((len(bins), h, w, 3), dtype=np.uint8)
     for i, b in enumerate(bins):
-        img = None
-        if isinstance(b, (bytes, bytearray)):
-            img = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"{path}: image {i} (pair {i // 2}) is not a decodable encoded image "
-                             f"({type(b).__name__}, {len(b) if hasattr(b, '__len__') else '?'} bytes)")
+        img = decode_image(b, f"{path}: image {i} (pair {i // 2})", max_image_pixels)
         if img.shape[:2] != (h, w):
             img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
         images[i] = img
