@@ -31,6 +31,7 @@ from faceopt.config import seed_everything
 from faceopt.fingerprint import code_fingerprint
 from faceopt.models import get_model
 from faceopt.recognition.distillers import make_distiller
+from faceopt.recognition.experiments import teacher_embeddings  # the same computation as page 04's
 from faceopt.recognition.heads import FaceRecognizer, MarginHead
 from faceopt.recognition.margin_warmup import MarginWarmupLoss
 from faceopt.train import TrainConfig, train
@@ -176,20 +177,6 @@ def train_teacher(model: str, preset: NistPreset, images: torch.Tensor, labels: 
     stats = _stats(res)
     stats["images_per_s"] = res.steps * preset.batch_size / res.wall_time_s if res.wall_time_s else 0.0
     return backbone, head, stats
-
-
-@torch.no_grad()
-def teacher_embeddings(backbone: nn.Module, images: torch.Tensor, *, device: str = "cpu",
-                       batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """The teacher's raw embeddings of every uint8 image and of its mirror image (float32, on the CPU)."""
-    backbone.eval().to(device)
-    out, out_flip = [], []
-    for start in range(0, len(images), batch_size):
-        x = normalise(images[start:start + batch_size].to(device))
-        out.append(backbone(x).float().cpu())
-        out_flip.append(backbone(x.flip(3)).float().cpu())
-    backbone.cpu()
-    return torch.cat(out), torch.cat(out_flip)
 
 
 def train_student(method: str, preset: NistPreset, images: torch.Tensor, labels: torch.Tensor, *,
