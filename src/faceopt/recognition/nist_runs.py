@@ -36,7 +36,7 @@ from faceopt.io import atomic_torch_save, atomic_write_text
 from faceopt.provenance import git_revision, machine_description
 from faceopt.recognition import nist_eval as ev
 from faceopt.recognition import nist_experiments as nx
-from faceopt.recognition.runs import StaleRunError
+from faceopt.recognition.runs import StaleRunError, read_record
 
 __all__ = ["FORMAT", "PRESETS", "run_names", "run_folder", "render_training_set", "run_nist", "run_parallel",
            "load_nist_runs", "main"]
@@ -240,16 +240,8 @@ def run_parallel(preset: nx.NistPreset, run_dir: str | os.PathLike, *, jobs: int
 
 def load_nist_runs(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """Every run record of a folder, by run name."""
-    records = {}
-    for path in sorted((Path(folder) / "runs").glob("*.json")):
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: not a readable run record ({exc}); delete it to recompute") from exc
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a {FORMAT} record; delete it to recompute")
-        records[d["run"]] = d
-    return records
+    records = [read_record(path, FORMAT) for path in sorted((Path(folder) / "runs").glob("*.json"))]
+    return {d["run"]: d for d in records}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,7 +40,7 @@ from faceopt.stats import compare
 
 __all__ = [
     "FORMAT", "StaleRunError", "run_folder", "run_comparison", "run_parallel", "load_runs", "collect",
-    "comparison_part", "winner_parts", "parse_runs", "main",
+    "comparison_part", "winner_parts", "parse_runs", "read_record", "main",
 ]
 
 FORMAT = "faceopt.margin_distillation/2"
@@ -71,15 +71,21 @@ def _write_config(folder: Path, preset: ex.DistillPreset) -> None:
                     folder / "config.json")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_record(path: Path, fmt: str) -> dict[str, Any]:
+    """A cached run's JSON record, which must declare ``"format": fmt``; ValueError naming the file otherwise
+    (the cached runs of pages 04, 05 and 06 are all read through here)."""
     try:
         d = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable result file ({exc}); delete it to recompute") from exc
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
+    if not isinstance(d, dict) or d.get("format") != fmt:
         got = d.get("format") if isinstance(d, dict) else type(d).__name__
-        raise ValueError(f"{path}: format {got!r}, expected {FORMAT!r}; delete it to recompute")
+        raise ValueError(f"{path}: format {got!r}, expected {fmt!r}; delete it to recompute")
     return d
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return read_record(path, FORMAT)
 
 
 def _made_by(device: str) -> dict[str, str]:

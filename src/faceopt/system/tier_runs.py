@@ -29,7 +29,7 @@ from faceopt.config import resolve_device
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_torch_save, atomic_write_text
 from faceopt.provenance import git_revision, machine_description
-from faceopt.recognition.runs import StaleRunError, parse_runs
+from faceopt.recognition.runs import StaleRunError, parse_runs, read_record
 from faceopt.system import tiers as tr
 
 __all__ = ["FORMAT", "PRESETS", "run_folder", "run_tiers", "run_parallel", "load_tier_runs", "load_backbone", "main"]
@@ -194,15 +194,7 @@ def load_tier_runs(folder: str | os.PathLike) -> list[dict[str, Any]]:
     """Every run record of a folder, sorted by candidate order then seed."""
     folder = Path(folder)
     order = {c.name: i for i, c in enumerate(tr.CANDIDATES)}
-    records = []
-    for path in sorted((folder / "runs").glob("*.json")):
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: not a readable tier run ({exc}); delete it to recompute") from exc
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a {FORMAT} record; delete it to recompute")
-        records.append(d)
+    records = [read_record(path, FORMAT) for path in sorted((folder / "runs").glob("*.json"))]
     return sorted(records, key=lambda d: (order.get(d["candidate"], 99), d["seed"]))
 
 
