@@ -23,7 +23,8 @@ os.environ["FACEOPT_RESULTS_DIR"] = str(RESULTS_DIR)
 GOLDEN_ASSETS = {"03_amphibian_detector": ("lfw_subset", "blazeface_short_range", "vtest.avi"),
                  "05_embedded_system": ("blazeface_short_range", "face_recognition_models",
                                         "dlib_face_recognition_resnet", "obama.jpg", "obama2.jpg", "obama3.jpg",
-                                        "biden.jpg")}
+                                        "biden.jpg"),
+                 "06_nist_evaluation": ("face_recognition_models", "dlib_face_recognition_resnet", "obama.jpg")}
 
 
 def _install_masking() -> None:

@@ -12,18 +12,27 @@ from helpers import require_asset
 from faceopt import results, scorecard
 from faceopt.book import build_book, chapter_titles
 from faceopt.config import paths
-from faceopt.runner import list_chapters, page_parameters, read_chapter
+from faceopt.runner import DRAFT_CHAPTERS, list_chapters, page_parameters, read_chapter
 
 ROOT = paths().root
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = (ROOT / "_toc.yml").read_text()
-CHAPTERS = list(list_chapters())
+CHAPTERS = list(list_chapters(drafts=False))  # drafts have no page yet (runner.DRAFT_CHAPTERS)
 
 
 def test_toc_and_chapter_sources_match():
     """Every chapter source is a page of the book and every chapter page of the TOC has a source."""
     pages = re.findall(r"file: book/chapters/(\S+)", TOC)
     assert pages == CHAPTERS, "_toc.yml's chapter pages and chapters/*.py differ (or are in another order)"
+
+
+@pytest.mark.parametrize("stem", sorted(DRAFT_CHAPTERS))
+def test_draft_is_a_chapter_without_page_or_toc_entry(stem):
+    """A draft runs and has a golden, but no page yet: once its full page is committed, it leaves DRAFT_CHAPTERS."""
+    assert stem in list_chapters() and stem not in CHAPTERS
+    assert f"book/chapters/{stem}" not in TOC
+    assert not (ROOT / "book" / "chapters" / f"{stem}.ipynb").exists(), f"{stem} has a page: remove it from DRAFT_CHAPTERS"
+    assert (ROOT / "tests" / "golden" / f"{stem}.ipynb").exists()
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)

@@ -19,6 +19,7 @@ CELL_KINDS = {
     "03_amphibian_detector": (7, 5),
     "04_margin_distillation": (2, 8),
     "05_embedded_system": (7, 5),
+    "06_nist_evaluation": (4, 4),
 }
 CHAPTERS = list(list_chapters())
 

@@ -15,6 +15,7 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from faceopt.recognition.metrics import fnmr_at_fmr  # noqa: E402
 from faceopt.recognition.nist import (  # noqa: E402
     det_points,
+    det_summary,
     doorphone_tar_at_far,
     doorphone_visit_scores,
     fmr_fnmr_at_threshold,
@@ -23,6 +24,7 @@ from faceopt.recognition.nist import (  # noqa: E402
     fnmr_at_fmr_with_ci,
     identification_scores,
     plot_det,
+    plot_det_summaries,
 )
 
 GENUINE = [0.9, 0.8, 0.3]
@@ -154,6 +156,25 @@ def test_det_points_agree_with_sklearn(decimals: int | None) -> None:
     np.testing.assert_allclose(fmr[idx], roc_fpr[finite], atol=1e-12)
     np.testing.assert_allclose(1.0 - fnmr[idx], roc_tpr[finite], atol=1e-12)
     assert idx.size == thr.size  # roc_curve keeps every distinct score
+
+
+def test_det_summary_by_hand() -> None:
+    # M = 4 impostors: targets 1/4 .. 1 on a log grid; at FMR <= 1/4 only 0.85 is accepted (T just above 0.4),
+    # genuine 0.3 is missed: FNMR 1/3; at FMR <= 1/2 T is just above 0.2 and every genuine passes
+    d = det_summary(GENUINE, IMPOSTOR, points=3)
+    np.testing.assert_allclose(d["fmr"], [0.25, 0.5, 1.0])
+    np.testing.assert_allclose(d["fnmr"], [1 / 3, 0.0, 0.0])
+
+
+def test_det_summary_points_lie_on_the_det_curve() -> None:
+    u, v = _scores(5)
+    d = det_summary(u, v, points=25)
+    for target, miss in zip(d["fmr"], d["fnmr"]):
+        assert miss == pytest.approx(fnmr_at_fmr(u, v, target))
+    assert d["fmr"][0] == pytest.approx(1 / v.size) and d["fmr"][-1] == 1.0
+    assert np.all(np.diff(d["fnmr"]) <= 0)  # FNMR falls as the allowed FMR grows
+    with pytest.raises(ValueError, match="points"):
+        det_summary(u, v, points=1)
 
 
 # --------------------------------------------------------------------------- 1:N
@@ -343,3 +364,20 @@ def test_plot_det_draws_on_given_axes() -> None:
             plot_det({"a": (GENUINE, IMPOSTOR)}, ax=left, at_fmr=[0.2])
     finally:
         plt.close(fig)
+
+
+def test_plot_det_summaries_log_log() -> None:
+    u, v = _scores(6)
+    fig = plot_det_summaries({"student": det_summary(u, v), "teacher": det_summary(u + 0.05, v)},
+                             points={"thesis": (0.01, 0.05)}, title="DET")
+    try:
+        (ax,) = fig.axes
+        assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+        legend = ax.get_legend()
+        assert legend is not None
+        assert [t.get_text() for t in legend.get_texts()] == ["student", "teacher", "thesis"]
+        fig.canvas.draw()
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="empty"):
+        plot_det_summaries({})

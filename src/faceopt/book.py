@@ -21,7 +21,7 @@ from faceopt import results, scorecard
 from faceopt.assets import asset_path
 from faceopt.config import Paths, check_scale, paths
 from faceopt.io import atomic_write_text
-from faceopt.runner import ChapterError, list_chapters, output_dir, results_dir, run_chapter
+from faceopt.runner import DRAFT_CHAPTERS, ChapterError, list_chapters, output_dir, results_dir, run_chapter
 
 #: The MathJax file the pages load from the book's own ``_static/mathjax/`` (``mathjax_path`` in _config.yml).
 MATHJAX_FILE = "tex-svg-full.js"
@@ -58,7 +58,8 @@ def stage_book(scale: str, p: Paths | None = None) -> Path:
     if scale == "smoke":
         smoke_dir = output_dir("smoke", p)
         for nb in sorted(smoke_dir.glob("*.ipynb")):
-            shutil.copy2(nb, site / "book" / "chapters" / nb.name)
+            if nb.stem not in DRAFT_CHAPTERS:  # a draft is not in the TOC
+                shutil.copy2(nb, site / "book" / "chapters" / nb.name)
     return site
 
 
@@ -71,6 +72,11 @@ def chapter_titles(folder: Path) -> dict[str, str]:
     return titles
 
 
+def _published(entries: list[dict]) -> list[dict]:
+    """Results of chapters that are pages of the book (a draft's smoke results stay off the scorecard)."""
+    return [e for e in entries if e.get("chapter") not in DRAFT_CHAPTERS]
+
+
 def render_result_pages(scale: str, site: Path, p: Paths | None = None) -> Path:
     """Write the pages about results into ``site/book``: the scorecard, the intro's glance and, in the
     staged chapter notebooks, each chapter's claims box; return the scorecard's path.
@@ -80,8 +86,8 @@ def render_result_pages(scale: str, site: Path, p: Paths | None = None) -> Path:
     committed ``book/scorecard.md`` and ``book/glance.md`` (``faceopt scorecard``), not the pages.
     """
     p = p or paths()
-    full = results.load_results(results_dir("full", p))
-    smoke = results.load_results(results_dir("smoke", p)) if scale == "smoke" else []
+    full = _published(results.load_results(results_dir("full", p)))
+    smoke = _published(results.load_results(results_dir("smoke", p))) if scale == "smoke" else []
     claims = results.load_claims(p.claims)
     book = site / "book"
     card = book / "scorecard.md"
@@ -129,7 +135,7 @@ def build_book(
     """Run the chapters at ``scale`` (unless ``run`` is false) and build the HTML book; return index.html."""
     p = p or paths()
     check_scale(scale)
-    names = list(chapters) if chapters else list(list_chapters(p))
+    names = list(chapters) if chapters else list(list_chapters(p, drafts=False))
     if run:
         start = time.perf_counter()
         for i, name in enumerate(names, 1):

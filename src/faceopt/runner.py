@@ -44,10 +44,20 @@ class RunResult:
     results: Path  #: the claims this run recorded (may not exist if the chapter records none)
 
 
-def list_chapters(p: Paths | None = None) -> dict[str, Path]:
-    """Chapter stem -> jupytext source, in book order."""
+#: Chapters whose smoke run and golden exist but whose full page waits for a cached heavy step that could
+#: not be made yet: stem -> what it waits for. A draft is run and tested at smoke scale like any chapter,
+#: but is not in _toc.yml, has no committed page and is skipped by full-scale runs and the book.
+DRAFT_CHAPTERS: dict[str, str] = {
+    "06_nist_evaluation": "the GPU runs of `faceopt nist --preset full` (bash .ci/gpu_nist_runs.sh on one GPU, about "
+                          "10 minutes on an H100; many hours on 2 CPU cores)",
+}
+
+
+def list_chapters(p: Paths | None = None, *, drafts: bool = True) -> dict[str, Path]:
+    """Chapter stem -> jupytext source, in book order (without :data:`DRAFT_CHAPTERS` if ``drafts`` is false)."""
     p = p or paths()
-    return {f.stem: f for f in sorted(p.chapters_src.glob("[0-9][0-9]_*.py"))}
+    found = {f.stem: f for f in sorted(p.chapters_src.glob("[0-9][0-9]_*.py"))}
+    return found if drafts else {stem: f for stem, f in found.items() if stem not in DRAFT_CHAPTERS}
 
 
 def resolve_chapter(name: str, p: Paths | None = None) -> str:

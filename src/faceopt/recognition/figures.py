@@ -1,4 +1,5 @@
-"""The figures of thesis Chapter 3 (page 04): embeddings on the circle, teacher margins, every seed."""
+"""The figures of thesis Chapters 3 and 4 (pages 04 and 06): embeddings on the circle, teacher margins, every
+seed; page 06's capture conditions and door-phone frames."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -63,5 +64,44 @@ def seed_points(seeds: pd.DataFrame, teacher: Mapping[str, float], order: Sequen
         ax.axvline(teacher[name], color="tab:red", ls="--", lw=1, label="teacher")
         ax.set(title=name, xlabel="%", ylabel="")
     axes[0, 0].legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def protocol_examples(size: int = 112, *, per_row: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
+    """Example images of page 06's protocols, uint8 RGB ``[per_row, size, size, 3]`` per row: the three
+    NIST-like capture conditions (one image of each of ``per_row`` identities) and the frames of one
+    resident's door-phone visit in each setting (the same resident, walk and seed: only the light and the
+    codec differ)."""
+    from faceopt.data.conditions import CONDITIONS, condition_faces, render_condition
+    from faceopt.data.doorphone_visits import doorphone_protocol
+
+    rows: dict[str, np.ndarray] = {}
+    for name in CONDITIONS:
+        x, _ = render_condition(condition_faces(name, per_row, 1, seed=seed, workers=1), size)
+        rows[f"{name}-like"] = x.permute(0, 2, 3, 1).numpy()
+    for condition, compression in (("day", "weak"), ("day", "strong"), ("night", "weak")):
+        protocol = doorphone_protocol(1, 1, 1, 0, condition=condition, compression=compression,  # type: ignore[arg-type]
+                                      size=size, seed=seed, workers=1)
+        frames = protocol.positive[0].frames
+        pick = np.linspace(0, len(frames) - 1, per_row).round().astype(int)
+        rows[f"door phone {condition}, {compression} H.264"] = frames[pick][..., ::-1]  # BGR -> RGB
+    return rows
+
+
+def example_grid(rows: Mapping[str, np.ndarray]) -> plt.Figure:
+    """A grid of example images, one labelled row per entry of ``rows`` (uint8 RGB ``[N, H, W, 3]``)."""
+    n = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.4 * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(images):
+                ax.imshow(images[c])
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     fig.tight_layout()
     return fig

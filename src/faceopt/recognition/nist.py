@@ -23,6 +23,7 @@ of this module refuse such a target instead of silently reporting the FNMR at FM
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Literal, Mapping, NamedTuple, Sequence, TypedDict
 
@@ -40,6 +41,7 @@ __all__ = [
     "FnmrResult",
     "IdentificationScores",
     "det_points",
+    "det_summary",
     "doorphone_tar_at_far",
     "doorphone_visit_scores",
     "fmr_fnmr_at_threshold",
@@ -48,6 +50,7 @@ __all__ = [
     "fnmr_at_fmr_with_ci",
     "identification_scores",
     "plot_det",
+    "plot_det_summaries",
 ]
 
 #: Tolerance when counting how many comparisons a target rate allows (``0.29 * 100`` counts as 29),
@@ -246,6 +249,25 @@ def det_points(
     the last ``fnr = 0`` and after the first ``fpr = 0`` and may add ``threshold = inf``.
     """
     return det_curve(genuine, impostor)
+
+
+def det_summary(genuine: ArrayLike, impostor: ArrayLike, points: int = 40) -> dict[str, list[float]]:
+    """A DET curve thinned to ``points`` FMR targets spaced evenly in log from ``1/M`` to 1, each with the
+    FNMR at ``FMR <= target`` (the operating point a table would report), for storing a curve in a run record.
+
+    Every point is exact, not interpolated: it is ``fmr_fnmr_at_threshold`` at ``threshold_at_fmr(v, target)``.
+    """
+    v = _score_vector(impostor, "impostor")
+    u = _score_vector(genuine, "genuine")
+    if points < 2:
+        raise ValueError(f"points must be >= 2, got {points}")
+    targets = np.unique(np.logspace(math.log10(1.0 / v.size), 0.0, points))
+    fmr, fnmr = [], []
+    for target in targets:
+        _, miss = fmr_fnmr_at_threshold(u, v, threshold_at_fmr(v, float(target)))
+        fmr.append(float(target))
+        fnmr.append(float(miss))
+    return {"fmr": fmr, "fnmr": fnmr}
 
 
 # --------------------------------------------------------------------------- 1:N identification
@@ -486,6 +508,40 @@ def plot_det(
     ax.set_ylabel("FNMR (false non-match rate)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=9)
+    if title is not None:
+        ax.set_title(title)
+    fig = ax.get_figure(root=True)
+    if fig is None:
+        raise ValueError("ax is not attached to a figure: create it with plt.subplots()")
+    return fig
+
+
+def plot_det_summaries(
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    ax: Axes | None = None,
+    *,
+    points: Mapping[str, tuple[float, float]] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Draw stored DET summaries (:func:`det_summary`: ``{"fmr": [...], "fnmr": [...]}``) on log-log axes,
+    FMR on x and FNMR on y, as :func:`plot_det` draws curves from scores; ``points`` adds reference
+    operating points ``label -> (fmr, fnmr)``. Zero rates cannot be drawn on log axes and are left out."""
+    if not curves:
+        raise ValueError("curves is empty: pass {label: det_summary(...)}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 4.5))
+    ax.set_xscale("log", nonpositive="mask")
+    ax.set_yscale("log", nonpositive="mask")
+    for label, curve in curves.items():
+        fmr, fnmr = np.asarray(curve["fmr"], dtype=float), np.asarray(curve["fnmr"], dtype=float)
+        keep = (fmr > 0) & (fnmr > 0)
+        ax.step(fmr[keep], fnmr[keep], where="post", label=label, lw=1.5)
+    for (label, (fmr_point, fnmr_point)), marker in zip((points or {}).items(), itertools.cycle("x+^sv")):
+        ax.plot([fmr_point], [fnmr_point], marker, color="black", ms=7, mew=1.5, label=label, fillstyle="none")
+    ax.set_xlabel("FMR (false match rate)")
+    ax.set_ylabel("FNMR (false non-match rate)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
     if title is not None:
         ax.set_title(title)
     fig = ax.get_figure(root=True)

@@ -30,7 +30,7 @@ from faceopt.data.conditions import CONDITIONS, condition_faces, render_conditio
 from faceopt.data.doorphone_visits import DoorphoneProtocol, doorphone_protocol
 from faceopt.data.pairs import megaface_like
 from faceopt.recognition.metrics import rank1_identification
-from faceopt.recognition.nist import doorphone_tar_at_far, fnmr_at_fmr_with_ci
+from faceopt.recognition.nist import det_summary, doorphone_tar_at_far, fnmr_at_fmr_with_ci
 from faceopt.recognition.nist_experiments import NistPreset, normalise
 
 __all__ = ["FMR_TARGETS", "DOORPHONE_SETTINGS", "EvalData", "build_eval_data", "torch_embedder", "int8_embedder",
@@ -128,7 +128,8 @@ def _nist(embed: Embedder, data: EvalData, preset: NistPreset) -> dict[str, Any]
         fmr = _usable_fmr(FMR_TARGETS[name], len(impostor))
         res = fnmr_at_fmr_with_ci(genuine, impostor, fmr, resamples=preset.bootstrap, seed=preset.data_seed)
         out[name] = {"fmr": fmr, "fmr_target": FMR_TARGETS[name], "fnmr": res["fnmr"], "ci_low": res["ci_low"],
-                     "ci_high": res["ci_high"], "genuine": len(genuine), "impostor": len(impostor)}
+                     "ci_high": res["ci_high"], "genuine": len(genuine), "impostor": len(impostor),
+                     "det": det_summary(genuine, impostor)}
     return out
 
 
