@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from faceopt.data.errors import DataFileError
 from faceopt.data.image_folder import ImageFolderFaces
 from faceopt.data.megaface import read_face_list
 from faceopt.data.recordio import MAGIC, IRHeader, RecordIOFaces, RecordIOReader, write_recordio
@@ -209,8 +210,11 @@ def test_image_folder(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"hold no .* images, e\.g\. \['dave'\]"):
         ImageFolderFaces(tmp_path)
     (tmp_path / "dave" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(ValueError, match=r"broken\.jpg: OpenCV cannot decode"):
+    with pytest.raises(DataFileError, match=r"broken\.jpg is not a decodable encoded image"):
         ImageFolderFaces(tmp_path)[5]  # dave sorts last
+    (tmp_path / "dave" / "broken.jpg").write_bytes(b"")
+    with pytest.raises(DataFileError, match=r"broken\.jpg is not a decodable encoded image \(bytes, 0 bytes\)"):
+        ImageFolderFaces(tmp_path)[5]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no identity folders"):
         ImageFolderFaces(tmp_path / "empty")
@@ -218,7 +222,63 @@ def test_image_folder(tmp_path: Path) -> None:
         ImageFolderFaces(tmp_path / "missing")
 
 
+def test_image_folder_refuses_links_leading_outside_the_root(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "faces", tmp_path / "elsewhere"
+    img = _faces(1, size=32)[0]
+    for folder in (root / "alice", elsewhere / "secret"):
+        folder.mkdir(parents=True)
+        cv2.imwrite(str(folder / "0.png"), img)
+    (root / "alice" / "1.png").symlink_to(root / "alice" / "0.png")  # a link inside the root is fine
+    assert len(ImageFolderFaces(root)) == 2
+    (root / "mallory").symlink_to(elsewhere / "secret", target_is_directory=True)
+    with pytest.raises(DataFileError, match=r"mallory is a symbolic link to .*secret, outside .*follow_links=True"):
+        ImageFolderFaces(root)
+    assert len(ImageFolderFaces(root, follow_links=True)) == 3
+    (root / "mallory").unlink()
+    (root / "alice" / "2.png").symlink_to(elsewhere / "secret" / "0.png")
+    with pytest.raises(DataFileError, match=r"2\.png is a symbolic link"):
+        ImageFolderFaces(root)
+
+
+def test_image_folder_pixel_cap(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    cv2.imwrite(str(tmp_path / "a" / "big.png"), np.zeros((300, 300, 3), np.uint8))
+    with pytest.raises(DataFileError, match="decompression bomb"):
+        ImageFolderFaces(tmp_path, max_image_pixels=200 * 200).image(0)
+    assert ImageFolderFaces(tmp_path).image(0).shape == (300, 300, 3)
+
+
 # ---------------------------------------------------------------- MegaFace / FaceScrub lists
+
+
+@pytest.mark.parametrize("escape", ["../../etc/passwd", "/etc/passwd", "a/../../outside.png"])
+def test_face_list_paths_must_stay_under_the_root(tmp_path: Path, escape: str) -> None:
+    root = tmp_path / "images"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "1.png").write_bytes(b"x")
+    (tmp_path / "outside.png").write_bytes(b"x")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"a/1.png\n{escape}\n")
+    with pytest.raises(DataFileError, match=r"list\.txt: 1 listed path\(s\) lead outside the image root"):
+        read_face_list(listing, root)
+    faces = read_face_list(listing)  # without a root nothing is opened
+    with pytest.raises(DataFileError, match="allow_outside=True"):
+        faces.resolve(root, check=False)
+    assert len(faces.resolve(root, check=False, allow_outside=True)) == 2
+
+
+def test_face_list_symlink_out_of_the_root_and_non_utf8(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    root.mkdir()
+    (tmp_path / "secret.png").write_bytes(b"x")
+    (root / "link.png").symlink_to(tmp_path / "secret.png")
+    listing = tmp_path / "list.txt"
+    listing.write_text("link.png\n")
+    with pytest.raises(DataFileError, match="lead outside the image root"):
+        read_face_list(listing, root)
+    listing.write_bytes(b"\xff\xfe a.png\n")
+    with pytest.raises(DataFileError, match=r"list\.txt: not UTF-8 text"):
+        read_face_list(listing)
 
 def test_megaface_json_and_text_lists(tmp_path: Path) -> None:
     root = tmp_path / "images"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from faceopt.data.errors import DataFileError
 from faceopt.data.verification_bin import write_verification_bin
 from faceopt.recognition.real_protocols import fnmr_table, read_pair_list, verification_scores
 
@@ -56,6 +57,10 @@ def test_pair_list_relative_paths_and_errors(tmp_path):
     lst.write_text("a.png missing.png 1\na.png c.png 0\n")
     with pytest.raises(FileNotFoundError, match="missing.png"):
         read_pair_list(lst)
+    for escape in ("../outside.png", "/etc/passwd"):
+        lst.write_text(f"a.png {escape} 1\na.png c.png 0\n")
+        with pytest.raises(DataFileError, match=r"pairs\.txt:1: .* leads outside the list's folder"):
+            read_pair_list(lst)
 
 
 def test_a_folder_too_small_for_the_protocol_says_what_it_needs(tmp_path):

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from faceopt.data.errors import DataFileError
+
 __all__ = ["check_image", "DEFAULT_MAX_IMAGE_PIXELS", "encoded_image_size", "decode_image"]
 
 # JPEG start-of-frame markers (they carry the size): C0..CF except DHT (C4), JPG (C8), DAC (CC)
@@ -97,7 +99,8 @@ def encoded_image_size(data: bytes) -> tuple[int, int] | None:
 
 
 def decode_image(data: Any, where: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
-    """BGR uint8 [H, W, 3] of encoded ``data``; refuses, naming ``where``, what is empty, unreadable or too large.
+    """BGR uint8 [H, W, 3] of encoded ``data``; refuses, naming ``where``, what is empty, unreadable or too large
+    (:class:`~faceopt.data.errors.DataFileError`, a ValueError).
 
     The size is read from the header first, so a decompression bomb is refused before it is decoded.
     """
@@ -105,22 +108,22 @@ def decode_image(data: Any, where: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXE
 
     if not isinstance(data, (bytes, bytearray)) or not data:
         size = len(data) if hasattr(data, "__len__") else "?"
-        raise ValueError(f"{where} is not a decodable encoded image ({type(data).__name__}, {size} bytes)")
+        raise DataFileError(f"{where} is not a decodable encoded image ({type(data).__name__}, {size} bytes)")
     data = bytes(data)
     wh = encoded_image_size(data)
     if wh is None:
-        raise ValueError(f"{where} is not a decodable encoded image ({len(data)} bytes): its width and height cannot be "
+        raise DataFileError(f"{where} is not a decodable encoded image ({len(data)} bytes): its width and height cannot be "
                          f"read from a PNG, JPEG or other header Pillow reads; the data is corrupt")
     w, h = wh
     if w * h > max_pixels or w < 1 or h < 1:
-        raise ValueError(f"{where} declares a {w}x{h} image ({w * h} pixels) in {len(data)} bytes; the cap is "
+        raise DataFileError(f"{where} declares a {w}x{h} image ({w * h} pixels) in {len(data)} bytes; the cap is "
                          f"{max_pixels} pixels (max_image_pixels), so this is corrupt or a decompression bomb; "
                          f"pass a larger max_image_pixels only if you trust the file")
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as e:
-        raise ValueError(f"{where}: OpenCV cannot decode its {len(data)} bytes ({e}); the data is corrupt") from None
+        raise DataFileError(f"{where}: OpenCV cannot decode its {len(data)} bytes ({e}); the data is corrupt") from None
     if img is None or img.shape[0] * img.shape[1] > max_pixels:
-        raise ValueError(f"{where} holds {len(data)} bytes that OpenCV cannot decode as a {w}x{h} image; "
+        raise DataFileError(f"{where} holds {len(data)} bytes that OpenCV cannot decode as a {w}x{h} image; "
                          f"the data is corrupt")
     return np.asarray(img)

@@ -8,7 +8,10 @@ The devkit's file names vary between releases (``megaface_features_list.json_100
 * text: one relative path per line, optionally followed by whitespace and an integer label
   (all lines or none). Blank lines and lines starting with ``#`` are skipped.
 
-Paths are resolved under a root folder; missing images are reported with the first few names.
+Paths are resolved under a root folder; missing images are reported with the first few names. An
+absolute path, or one that leaves the root (``../``, or a symbolic link pointing elsewhere), is refused
+unless the caller passes ``allow_outside=True``: a list from elsewhere must not make the reader open
+``/etc/passwd``.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from faceopt.data.errors import DataFileError, inside
 
 
 @dataclass(frozen=True)
@@ -34,14 +39,21 @@ class FaceList:
     def labels(self) -> np.ndarray:
         """Integer labels int64 [N]: each id's position among the sorted distinct ids."""
         if self.ids is None:
-            raise ValueError(f"{self.source} has no identities (no 'id' key / label column)")
+            raise DataFileError(f"{self.source} has no identities (no 'id' key / label column)")
         distinct = sorted(set(self.ids), key=lambda v: (isinstance(v, str), v))
         index = {v: i for i, v in enumerate(distinct)}
         return np.array([index[v] for v in self.ids], dtype=np.int64)
 
-    def resolve(self, root: str | os.PathLike, *, check: bool = True) -> list[Path]:
-        """Absolute paths under ``root``; with ``check``, FileNotFoundError lists missing ones."""
+    def resolve(self, root: str | os.PathLike, *, check: bool = True, allow_outside: bool = False) -> list[Path]:
+        """Paths under ``root``; with ``check``, FileNotFoundError lists missing ones. A listed path that is
+        absolute or leaves ``root`` (symlinks resolved) raises :class:`DataFileError` unless ``allow_outside``."""
         root = Path(root)
+        if not allow_outside:
+            escaping = [p for p in self.paths if Path(p).is_absolute() or not inside(root, p)]
+            if escaping:
+                raise DataFileError(f"{self.source}: {len(escaping)} listed path(s) lead outside the image root {root}, "
+                                    f"e.g. {escaping[:3]}; the devkit's lists hold paths relative to the image set "
+                                    "(pass allow_outside=True only for a list you trust)")
         full = [root / p for p in self.paths]
         if check:
             missing = [p for p, f in zip(self.paths, full) if not f.is_file()]
@@ -56,20 +68,20 @@ def _read_json(path: Path, text: str) -> FaceList:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON ({e})") from None
+        raise DataFileError(f"{path}: invalid JSON ({e})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("path"), list):
-        raise ValueError(f"{path}: expected a JSON object with a 'path' list, got keys "
+        raise DataFileError(f"{path}: expected a JSON object with a 'path' list, got keys "
                          f"{sorted(obj) if isinstance(obj, dict) else type(obj).__name__}")
     paths = obj["path"]
     if not all(isinstance(p, str) for p in paths):
-        raise ValueError(f"{path}: every entry of 'path' must be a string")
+        raise DataFileError(f"{path}: every entry of 'path' must be a string")
     ids = obj.get("id")
     if ids is not None:
         if not isinstance(ids, list) or len(ids) != len(paths):
-            raise ValueError(f"{path}: 'id' must be a list as long as 'path' ({len(paths)}), got "
+            raise DataFileError(f"{path}: 'id' must be a list as long as 'path' ({len(paths)}), got "
                              f"{len(ids) if isinstance(ids, list) else type(ids).__name__}")
         if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in ids):
-            raise ValueError(f"{path}: every entry of 'id' must be a string or an integer")
+            raise DataFileError(f"{path}: every entry of 'id' must be a string or an integer")
     return FaceList(list(paths), ids, path)
 
 
@@ -86,27 +98,32 @@ def _read_text(path: Path, text: str) -> FaceList:
             try:
                 label = int(parts[1])
             except ValueError:
-                raise ValueError(f"{path}:{lineno}: expected 'relative/path [integer label]', "
+                raise DataFileError(f"{path}:{lineno}: expected 'relative/path [integer label]', "
                                  f"got {line!r}") from None
         paths.append(parts[0])
         ids.append(label)
     has = [v is not None for v in ids]
     if any(has) and not all(has):
         first = has.index(not has[0])
-        raise ValueError(f"{path}: some lines have a label column and some do not "
+        raise DataFileError(f"{path}: some lines have a label column and some do not "
                          f"(entry {first + 1} differs from the first); use one form throughout")
     return FaceList(paths, ids if all(has) and ids else None, path)  # type: ignore[arg-type]
 
 
-def read_face_list(path: str | os.PathLike, root: str | os.PathLike | None = None) -> FaceList:
-    """Read a JSON or text image list; with ``root``, also check that every image exists."""
+def read_face_list(path: str | os.PathLike, root: str | os.PathLike | None = None, *,
+                   allow_outside: bool = False) -> FaceList:
+    """Read a JSON or text image list; with ``root``, also check that every image exists and lies under it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataFileError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); an image list is a JSON or "
+                            "text file of relative paths") from None
     faces = _read_json(path, text) if text.lstrip().startswith("{") else _read_text(path, text)
     if not faces.paths:
-        raise ValueError(f"{path} lists no images")
+        raise DataFileError(f"{path} lists no images")
     if root is not None:
-        faces.resolve(root)
+        faces.resolve(root, allow_outside=allow_outside)
     return faces

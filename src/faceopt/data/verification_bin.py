@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from faceopt.data.errors import DataFileError
 from faceopt.data.images import DEFAULT_MAX_IMAGE_PIXELS, decode_image
 
 DEFAULT_MAX_TOTAL_PIXELS = 1 << 30
@@ -42,7 +43,7 @@ _MAX_NESTING = 100
 _NESTING_OPCODES = frozenset({"TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "FROZENSET"})
 
 
-class VerificationBinError(ValueError, pickle.UnpicklingError):
+class VerificationBinError(DataFileError, pickle.UnpicklingError):
     """A ``.bin`` that is corrupt, hostile or not a verification set (a ValueError and an UnpicklingError)."""
 
 

@@ -21,12 +21,13 @@ import math
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
 
+from faceopt.data.errors import DataFileError, inside
 from faceopt.data.image_folder import ImageFolderFaces
+from faceopt.data.images import decode_image
 from faceopt.data.recordio import image_to_tensor
 from faceopt.data.verification_bin import load_verification_bin
 from faceopt.recognition.nist import fnmr_at_fmr_with_ci
@@ -44,8 +45,9 @@ def _embed_in_batches(embed: Embedder, images: Sequence[np.ndarray], size: int, 
     return np.concatenate(out)
 
 
-def read_pair_list(path: str | Path) -> tuple[list[tuple[Path, Path]], np.ndarray]:
-    """The pairs and their same-person flags of a pair list (see the module docstring)."""
+def read_pair_list(path: str | Path, *, allow_outside: bool = False) -> tuple[list[tuple[Path, Path]], np.ndarray]:
+    """The pairs and their same-person flags of a pair list (see the module docstring); a path that is absolute
+    or leaves the list's folder (symlinks resolved) is refused unless ``allow_outside``."""
     path = Path(path)
     pairs, same = [], []
     for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -54,7 +56,12 @@ def read_pair_list(path: str | Path) -> tuple[list[tuple[Path, Path]], np.ndarra
             continue
         fields = line.split()
         if len(fields) != 3 or fields[2] not in ("0", "1"):
-            raise ValueError(f"{path}:{number}: expected 'path_a path_b same' with same 0 or 1, got {line!r}")
+            raise DataFileError(f"{path}:{number}: expected 'path_a path_b same' with same 0 or 1, got {line!r}")
+        if not allow_outside:
+            for name in fields[:2]:
+                if Path(name).is_absolute() or not inside(path.parent, name):
+                    raise DataFileError(f"{path}:{number}: {name} leads outside the list's folder {path.parent}; "
+                                        "paths are relative to it (pass allow_outside=True only for a list you trust)")
         a, b = path.parent / fields[0], path.parent / fields[1]
         for p in (a, b):
             if not p.is_file():
@@ -62,16 +69,13 @@ def read_pair_list(path: str | Path) -> tuple[list[tuple[Path, Path]], np.ndarra
         pairs.append((a, b))
         same.append(fields[2] == "1")
     if not pairs or all(same) or not any(same):
-        raise ValueError(f"{path}: needs at least one genuine (1) and one impostor (0) pair, got "
+        raise DataFileError(f"{path}: needs at least one genuine (1) and one impostor (0) pair, got "
                          f"{sum(same)} and {len(same) - sum(same)}")
     return pairs, np.asarray(same)
 
 
 def _read(path: Path) -> np.ndarray:
-    img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"{path}: OpenCV cannot decode this file as an image")
-    return img
+    return decode_image(path.read_bytes(), str(path))
 
 
 def verification_scores(path: str | Path, embed: Embedder, *, size: int = 112) -> tuple[np.ndarray, np.ndarray]:
