@@ -471,3 +471,51 @@ def test_hash_memo_notices_a_file_rewritten_in_place_with_the_same_size_and_mtim
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, mtime put back: only ctime moves
     assert path.stat().st_mtime_ns == st.st_mtime_ns
     assert C._sha256_memo(path) != first == hashlib.sha256(b"a" * 64).hexdigest()
+
+
+def test_ar_errors_name_the_package_and_empty_data_members_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "pkg.deb"
+    bad.write_bytes(_ar([(b"debian-binary/", b"2.0\n")], size_field=b"-60"))
+    with pytest.raises(A.AssetFetchError, match=r"pkg\.deb: malformed ar member size"):
+        X.extract_member(bad, "a/b", io.BytesIO())
+    empty = tmp_path / "empty.deb"
+    empty.write_bytes(_ar([(b"debian-binary/", b"2.0\n"), (b"data.tar.zst/", b"")]))
+    with pytest.raises(A.AssetFetchError, match=r"empty\.deb:data\.tar\.zst: the member is empty"):
+        X.extract_member(empty, "a/b", io.BytesIO())
+
+
+@pytest.mark.parametrize("patch, message", [
+    ((8, b"\x63\x00"), "NotImplementedError"),          # compression method 99
+    ((6, b"\x01\x00"), "RuntimeError"),                 # encrypted flag
+])
+def test_zip_members_the_reader_cannot_read_give_the_asset_error(tmp_path: Path, patch: tuple[int, bytes],
+                                                                 message: str) -> None:
+    import zipfile
+
+    path = tmp_path / "odd.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/b.txt", b"payload " * 50)
+    raw = bytearray(path.read_bytes())
+    central = raw.rindex(b"PK\x01\x02")
+    offset, value = patch
+    raw[offset:offset + 2] = value                       # the local header
+    raw[central + offset + 2:central + offset + 4] = value  # the central directory (2 bytes further in)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(A.AssetFetchError, match=rf"odd\.zip: not a readable zip archive \({message}"):
+        X.extract_member(path, "a/b.txt", io.BytesIO())
+
+
+def test_a_full_disk_is_the_system_error_not_the_archive(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "fine.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("a/b.txt", b"payload")
+
+    class Full(io.BytesIO):
+        def write(self, data) -> int:  # type: ignore[override]
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left") as err:
+        X.extract_member(path, "a/b.txt", Full())
+    assert not isinstance(err.value, A.AssetError)

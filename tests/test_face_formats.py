@@ -259,7 +259,7 @@ def test_face_list_paths_must_stay_under_the_root(tmp_path: Path, escape: str) -
     (tmp_path / "outside.png").write_bytes(b"x")
     listing = tmp_path / "list.txt"
     listing.write_text(f"a/1.png\n{escape}\n")
-    with pytest.raises(DataFileError, match=r"list\.txt: 1 listed path\(s\) lead outside the image root"):
+    with pytest.raises(DataFileError, match=r"list\.txt \(entry 2\): .* leads outside"):
         read_face_list(listing, root)
     faces = read_face_list(listing)  # without a root nothing is opened
     with pytest.raises(DataFileError, match="allow_outside=True"):
@@ -274,7 +274,7 @@ def test_face_list_symlink_out_of_the_root_and_non_utf8(tmp_path: Path) -> None:
     (root / "link.png").symlink_to(tmp_path / "secret.png")
     listing = tmp_path / "list.txt"
     listing.write_text("link.png\n")
-    with pytest.raises(DataFileError, match="lead outside the image root"):
+    with pytest.raises(DataFileError, match="leads outside"):
         read_face_list(listing, root)
     listing.write_bytes(b"\xff\xfe a.png\n")
     with pytest.raises(DataFileError, match=r"list\.txt: not UTF-8 text"):
@@ -309,3 +309,18 @@ def test_megaface_json_and_text_lists(tmp_path: Path) -> None:
     facescrub.write_text(json.dumps({"id": ["a"], "path": names}))
     with pytest.raises(ValueError, match="'id' must be a list as long as 'path'"):
         read_face_list(facescrub)
+
+
+@pytest.mark.parametrize("content, match", [
+    (json.dumps({"path": ["a\u0000.png"]}), "NUL byte"),
+    ('{"path": ["a/\\ud800.png"]}', "characters no file name can hold"),
+    (json.dumps({"path": ["x" * 300 + ".png"]}), "longer than a path"),
+    (json.dumps({"path": ["a/" * 3000 + "b.png"]}), "longer than a path"),
+    ('{"path": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    ('{"path": ["a.png"], "id": [' + "7" * 5000 + "]}", "unreadable JSON"),
+])
+def test_face_list_refuses_names_no_file_can_have(tmp_path: Path, content: str, match: str) -> None:
+    listing = tmp_path / "list.json"
+    listing.write_text(content)
+    with pytest.raises(DataFileError, match=rf"list\.json.*{match}"):
+        read_face_list(listing, tmp_path)

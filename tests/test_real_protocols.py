@@ -59,7 +59,7 @@ def test_pair_list_relative_paths_and_errors(tmp_path):
         read_pair_list(lst)
     for escape in ("../outside.png", "/etc/passwd"):
         lst.write_text(f"a.png {escape} 1\na.png c.png 0\n")
-        with pytest.raises(DataFileError, match=r"pairs\.txt:1: .* leads outside the list's folder"):
+        with pytest.raises(DataFileError, match=r"pairs\.txt:1: .* leads outside"):
             read_pair_list(lst)
 
 
@@ -77,3 +77,15 @@ def test_fnmr_table_marks_the_fmrs_the_impostors_cannot_resolve():
     table = fnmr_table(genuine, impostor, fmrs=(0.1, 0.01, 0.001), resamples=20)
     assert table.loc[0.1, "FNMR"] == pytest.approx(1 / 3) and table.loc[0.01, "FNMR"] == pytest.approx(1 / 3)
     assert np.isnan(table.loc[0.001, "FNMR"]) and "needs 1000 impostor pairs" in table.loc[0.001, "note"]
+
+
+@pytest.mark.parametrize("line, match", [
+    (b"a.png b\xff.png 1\n", "not UTF-8 text"),
+    (b"a.png a/\x001.png 0\n", "NUL byte"),
+    (b"a.png " + b"x" * 300 + b".png 1\n", "longer than a path"),
+])
+def test_pair_list_refuses_unreadable_lines(tmp_path, line, match):
+    lst = tmp_path / "pairs.txt"
+    lst.write_bytes(line)
+    with pytest.raises(DataFileError, match=rf"pairs\.txt.*{match}"):
+        read_pair_list(lst)

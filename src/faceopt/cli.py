@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from faceopt.config import ALLOWED_SCALES, paths
 from faceopt.io import atomic_write_text
@@ -111,6 +112,12 @@ def _cmd_nist(args: argparse.Namespace) -> int:
     return nist_main(args.rest)
 
 
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    from faceopt.fuzz import main as fuzz_main
+
+    return fuzz_main(args.rest)
+
+
 def _cmd_pseudo_labels(args: argparse.Namespace) -> int:
     from faceopt.detection.pseudo_labels import main as pseudo_labels_main
 
@@ -156,6 +163,24 @@ def _cmd_scorecard(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Subcommands that own their argument parsers (options included): name, handler, help.
+_PASSTHROUGH: tuple[tuple[str, Callable[[argparse.Namespace], int], str], ...] = (
+    ("bench", _cmd_bench, "benchmarks (JSON out): `faceopt bench cost|system --help`"),
+    ("assets", _cmd_assets, "external files from registry packages: list | fetch NAME | verify"),
+    ("train", _cmd_train, "the training loop (single process; use torchrun -m faceopt.train for DDP)"),
+    ("distill", _cmd_distill, "train/evaluate the teacher and students of thesis Tables 5-7 (cached runs)"),
+    ("tiers", _cmd_tiers, "train/evaluate the device-tier candidates of page 05 (cached runs)"),
+    ("nist", _cmd_nist, "train/evaluate the teachers and students of thesis Chapter 4's evaluation (cached runs)"),
+    ("fuzz", _cmd_fuzz, "feed malformed files to every reader; exit 1 if one fails uncleanly (JSON with --out)"),
+    ("pseudo-labels", _cmd_pseudo_labels, "make the vtest.avi person boxes (packaged annotations)"),
+    ("person-detector", _cmd_person_detector, "train the vtest.avi person detector of page 03 (packaged weights)"),
+    ("enroll", _face_command, "enrol a person from photos into a gallery (--gallery PATH)"),
+    ("identify", _face_command, "who is in this photo? (--gallery PATH)"),
+    ("verify", _face_command, "are these two photos the same person?"),
+    ("gallery", _face_command, "list | remove NAME | threshold VALUE --fmr RATE"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceopt", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -188,20 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("scorecard", help="refresh book/scorecard.md and book/glance.md from the full-scale results in book/results"
                    ).set_defaults(func=_cmd_scorecard)
 
-    for name, func, help_text in (
-        ("bench", _cmd_bench, "benchmarks (JSON out): `faceopt bench cost|system --help`"),
-        ("assets", _cmd_assets, "external files from registry packages: list | fetch NAME | verify"),
-        ("train", _cmd_train, "the training loop (single process; use torchrun -m faceopt.train for DDP)"),
-        ("distill", _cmd_distill, "train/evaluate the teacher and students of thesis Tables 5-7 (cached runs)"),
-        ("tiers", _cmd_tiers, "train/evaluate the device-tier candidates of page 05 (cached runs)"),
-        ("nist", _cmd_nist, "train/evaluate the teachers and students of thesis Chapter 4's evaluation (cached runs)"),
-        ("pseudo-labels", _cmd_pseudo_labels, "make the vtest.avi person boxes (packaged annotations)"),
-        ("person-detector", _cmd_person_detector, "train the vtest.avi person detector of page 03 (packaged weights)"),
-        ("enroll", _face_command, "enrol a person from photos into a gallery (--gallery PATH)"),
-        ("identify", _face_command, "who is in this photo? (--gallery PATH)"),
-        ("verify", _face_command, "are these two photos the same person?"),
-        ("gallery", _face_command, "list | remove NAME | threshold VALUE --fmr RATE"),
-    ):
+    for name, func, help_text in _PASSTHROUGH:
         sp = sub.add_parser(name, help=help_text, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
         sp.set_defaults(func=func)
@@ -218,10 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     from faceopt.runner import ChapterError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough = {"bench": _cmd_bench, "assets": _cmd_assets, "train": _cmd_train, "distill": _cmd_distill,
-                   "tiers": _cmd_tiers, "nist": _cmd_nist,
-                   "pseudo-labels": _cmd_pseudo_labels, "person-detector": _cmd_person_detector,
-                   **dict.fromkeys(("enroll", "identify", "verify", "gallery"), _face_command)}
+    passthrough = {name: func for name, func, _ in _PASSTHROUGH}
     if argv and argv[0] in passthrough:
         # these subcommands own their argument parsers, options included
         args = argparse.Namespace(command=argv[0], rest=argv[1:], func=passthrough[argv[0]])

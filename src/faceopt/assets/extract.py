@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tarfile
+import threading
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -19,6 +24,11 @@ from typing import IO, BinaryIO
 from faceopt.assets.errors import AssetFetchError
 
 _CHUNK = 1 << 20
+#: Errors the standard library's readers raise on a corrupt or unsupported archive besides their own
+#: (a bad deflate stream, an unsupported method or encryption, a bad name encoding, a negative seek).
+_CORRUPT = (EOFError, NotImplementedError, RuntimeError, ValueError, OSError, zlib.error, lzma.LZMAError)
+#: Longest wait for ``dpkg-deb --fsys-tarfile`` (seconds); a crafted package can make it spin forever.
+DPKG_TIMEOUT_S = 300.0
 
 
 def check_member_path(member: str) -> str:
@@ -37,19 +47,28 @@ def _norm_entry(name: str) -> str:
     return name
 
 
+class _OutputError(Exception):
+    """An OSError writing the extracted member (a full disk): the system's error, not the archive's."""
+
+
 def _copy_hashing(src: IO[bytes], dst: BinaryIO) -> str:
     h = hashlib.sha256()
     for chunk in iter(lambda: src.read(_CHUNK), b""):
         h.update(chunk)
-        dst.write(chunk)
+        try:
+            dst.write(chunk)
+        except OSError as exc:
+            raise _OutputError() from exc
     return h.hexdigest()
 
 
 def _extract_zip(archive: Path, member: str, out: BinaryIO) -> str:
     try:
         return _extract_zip_member(archive, member, out)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-        raise AssetFetchError(f"{archive.name}: not a readable zip archive ({exc})") from exc
+    except AssetFetchError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, *_CORRUPT) as exc:
+        raise AssetFetchError(f"{archive.name}: not a readable zip archive ({type(exc).__name__}: {exc})") from exc
 
 
 def _extract_zip_member(archive: Path, member: str, out: BinaryIO) -> str:
@@ -82,8 +101,10 @@ def _extract_tar(archive: Path, member: str, out: BinaryIO) -> str:
     try:
         with tarfile.open(archive, mode="r|*") as tf:
             return _extract_tar_stream(tf, member, out, archive.name)
-    except tarfile.TarError as exc:
-        raise AssetFetchError(f"{archive.name}: not a readable tar archive ({exc})") from exc
+    except AssetFetchError:
+        raise
+    except (tarfile.TarError, *_CORRUPT) as exc:
+        raise AssetFetchError(f"{archive.name}: not a readable tar archive ({type(exc).__name__}: {exc})") from exc
 
 
 class _Slice(io.RawIOBase):
@@ -106,8 +127,15 @@ class _Slice(io.RawIOBase):
         return len(data)
 
 
-def _ar_members(fh: BinaryIO) -> Iterator[tuple[str, int, int]]:
-    """Yield ``(name, offset, size)`` of each member of an ``ar`` archive (GNU and BSD names)."""
+def _ar_members(fh: BinaryIO, label: str = "archive") -> Iterator[tuple[str, int, int]]:
+    """Yield ``(name, offset, size)`` of each member of an ``ar`` archive (GNU and BSD names); errors name ``label``."""
+    try:
+        yield from _ar_walk(fh)
+    except AssetFetchError as exc:
+        raise AssetFetchError(f"{label}: {exc}") from None
+
+
+def _ar_walk(fh: BinaryIO) -> Iterator[tuple[str, int, int]]:
     if fh.read(8) != b"!<arch>\n":
         raise AssetFetchError("not an ar archive (bad magic)")
     end = fh.seek(0, io.SEEK_END)
@@ -147,18 +175,22 @@ def _ar_number(field: bytes, what: str) -> int:
 
 def _extract_deb(archive: Path, member: str, out: BinaryIO) -> str:
     with open(archive, "rb") as fh:
-        for name, offset, size in _ar_members(fh):
+        for name, offset, size in _ar_members(fh, archive.name):
             if not name.startswith("data.tar"):
                 continue
             comp = name[len("data.tar"):]
             label = f"{archive.name}:{name}"
+            if size == 0:
+                raise AssetFetchError(f"{label}: the member is empty; the package is truncated or corrupt")
             window = io.BufferedReader(_Slice(fh, offset, size), buffer_size=_CHUNK)
             if comp in ("", ".gz", ".xz", ".bz2", ".lzma"):
                 try:
                     with tarfile.open(fileobj=window, mode="r|*") as tf:
                         return _extract_tar_stream(tf, member, out, label)
-                except tarfile.TarError as exc:
-                    raise AssetFetchError(f"{label}: unreadable ({exc})") from exc
+                except AssetFetchError:
+                    raise
+                except (tarfile.TarError, *_CORRUPT) as exc:
+                    raise AssetFetchError(f"{label}: unreadable ({type(exc).__name__}: {exc})") from exc
             if comp == ".zst":
                 return _extract_deb_zst(archive, window, member, out, label)
             raise AssetFetchError(f"{label}: unsupported compression {comp!r}")
@@ -176,25 +208,60 @@ def _extract_deb_zst(archive: Path, window: BinaryIO, member: str, out: BinaryIO
         try:
             with tarfile.open(fileobj=reader, mode="r|") as tf:
                 return _extract_tar_stream(tf, member, out, label)
-        except (tarfile.TarError, zstandard.ZstdError) as exc:
-            raise AssetFetchError(f"{label}: unreadable ({exc})") from exc
+        except AssetFetchError:
+            raise
+        except (tarfile.TarError, zstandard.ZstdError, *_CORRUPT) as exc:
+            raise AssetFetchError(f"{label}: unreadable ({type(exc).__name__}: {exc})") from exc
     if shutil.which("dpkg-deb") is None:
         raise AssetFetchError(f"{label}: zstd-compressed; install the 'zstandard' module or dpkg-deb")
-    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(archive)], stdout=subprocess.PIPE)
+    # its own process group, so that the helpers dpkg-deb forks die with it; a watchdog ends a run that hangs
+    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(archive)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     assert proc.stdout is not None
+    timed_out = threading.Event()
+
+    def kill_group() -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def watchdog() -> None:
+        timed_out.set()
+        kill_group()
+
+    timer = threading.Timer(DPKG_TIMEOUT_S, watchdog)
+    timer.start()
     try:
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tf:
             return _extract_tar_stream(tf, member, out, label)
-    except tarfile.TarError as exc:
-        raise AssetFetchError(f"{label}: unreadable ({exc})") from exc
+    except AssetFetchError:
+        if timed_out.is_set():
+            raise AssetFetchError(f"{label}: dpkg-deb gave no complete archive within {DPKG_TIMEOUT_S:g} s") from None
+        raise
+    except (tarfile.TarError, *_CORRUPT) as exc:
+        why = f"dpkg-deb gave no complete archive within {DPKG_TIMEOUT_S:g} s" if timed_out.is_set() else \
+            f"{type(exc).__name__}: {exc}"
+        raise AssetFetchError(f"{label}: unreadable ({why})") from exc
     finally:
+        timer.cancel()
         proc.stdout.close()
-        proc.kill()
+        kill_group()
         proc.wait()
 
 
 def extract_member(archive: Path, member: str, out: BinaryIO) -> str:
-    """Stream ``member`` of ``archive`` into ``out``; return the SHA-256 of what was written."""
+    """Stream ``member`` of ``archive`` into ``out``; return the SHA-256 of what was written.
+
+    A corrupt, truncated or unsupported archive raises :class:`AssetFetchError` naming it; an OSError
+    writing ``out`` (a full disk) is raised as itself."""
+    try:
+        return _extract_member(archive, member, out)
+    except _OutputError as exc:
+        raise exc.__cause__ from None  # type: ignore[misc]
+
+
+def _extract_member(archive: Path, member: str, out: BinaryIO) -> str:
     check_member_path(member)
     name = archive.name
     if name.endswith((".whl", ".zip")):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceopt.data.errors import DataFileError, inside
+from faceopt.data.errors import DataFileError, check_listed_path, read_text_file
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,8 @@ class FaceList:
         """Paths under ``root``; with ``check``, FileNotFoundError lists missing ones. A listed path that is
         absolute or leaves ``root`` (symlinks resolved) raises :class:`DataFileError` unless ``allow_outside``."""
         root = Path(root)
-        if not allow_outside:
-            escaping = [p for p in self.paths if Path(p).is_absolute() or not inside(root, p)]
-            if escaping:
-                raise DataFileError(f"{self.source}: {len(escaping)} listed path(s) lead outside the image root {root}, "
-                                    f"e.g. {escaping[:3]}; the devkit's lists hold paths relative to the image set "
-                                    "(pass allow_outside=True only for a list you trust)")
+        for number, p in enumerate(self.paths, 1):
+            check_listed_path(p, root, f"{self.source} (entry {number})", allow_outside=allow_outside)
         full = [root / p for p in self.paths]
         if check:
             missing = [p for p, f in zip(self.paths, full) if not f.is_file()]
@@ -69,6 +65,11 @@ def _read_json(path: Path, text: str) -> FaceList:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataFileError(f"{path}: invalid JSON ({e})") from None
+    except RecursionError:
+        raise DataFileError(f"{path}: JSON nested too deeply to read; an image list is an object with a flat "
+                            "'path' list") from None
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        raise DataFileError(f"{path}: unreadable JSON ({e})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("path"), list):
         raise DataFileError(f"{path}: expected a JSON object with a 'path' list, got keys "
                          f"{sorted(obj) if isinstance(obj, dict) else type(obj).__name__}")
@@ -116,11 +117,7 @@ def read_face_list(path: str | os.PathLike, root: str | os.PathLike | None = Non
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataFileError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); an image list is a JSON or "
-                            "text file of relative paths") from None
+    text = read_text_file(path, "an image list is a JSON or text file of relative paths")
     faces = _read_json(path, text) if text.lstrip().startswith("{") else _read_text(path, text)
     if not faces.paths:
         raise DataFileError(f"{path} lists no images")

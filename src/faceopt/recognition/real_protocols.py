@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from faceopt.data.errors import DataFileError, inside
+from faceopt.data.errors import DataFileError, check_listed_path, read_text_file
 from faceopt.data.image_folder import ImageFolderFaces
 from faceopt.data.images import decode_image
 from faceopt.data.recordio import image_to_tensor
@@ -50,18 +50,16 @@ def read_pair_list(path: str | Path, *, allow_outside: bool = False) -> tuple[li
     or leaves the list's folder (symlinks resolved) is refused unless ``allow_outside``."""
     path = Path(path)
     pairs, same = [], []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    text = read_text_file(path, "a pair list holds lines 'path_a path_b same'")
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         fields = line.split()
         if len(fields) != 3 or fields[2] not in ("0", "1"):
             raise DataFileError(f"{path}:{number}: expected 'path_a path_b same' with same 0 or 1, got {line!r}")
-        if not allow_outside:
-            for name in fields[:2]:
-                if Path(name).is_absolute() or not inside(path.parent, name):
-                    raise DataFileError(f"{path}:{number}: {name} leads outside the list's folder {path.parent}; "
-                                        "paths are relative to it (pass allow_outside=True only for a list you trust)")
+        for name in fields[:2]:
+            check_listed_path(name, path.parent, f"{path}:{number}", allow_outside=allow_outside)
         a, b = path.parent / fields[0], path.parent / fields[1]
         for p in (a, b):
             if not p.is_file():
