@@ -20,6 +20,7 @@ CELL_KINDS = {
     "04_margin_distillation": (2, 8),
     "05_embedded_system": (7, 5),
     "06_nist_evaluation": (4, 4),
+    "07_distillation_and_search": (1, 6),
 }
 CHAPTERS = list(list_chapters())
 
