@@ -1704,20 +1704,14 @@ def _ckpt_seed() -> dict[str, Any]:
 
     model = _ckpt_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    version, keys, gauss = random.Random(0).getstate()
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.RandomState(0).get_state()
-    rng_state = {
-        "torch": torch.Generator().manual_seed(0).get_state(),
-        "python_version": int(version),
-        "python": torch.tensor(keys, dtype=torch.int64),
-        "python_gauss": gauss,
-        "numpy_name": str(np_name),
-        "numpy": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
-        "numpy_pos": int(np_pos),
-        "numpy_has_gauss": int(np_has_gauss),
-        "numpy_gauss": float(np_gauss),
-        "cuda": None,
-    }
+    saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    rng_state = T._rng_state(torch.device("cpu"))  # the layout train.py writes, from seeded generators
+    random.setstate(saved[0])
+    np.random.set_state(saved[1])
+    torch.set_rng_state(saved[2])
     return {
         "format": T.CHECKPOINT_FORMAT,
         "model": model.state_dict(),

@@ -488,10 +488,7 @@ def plot_det(
     """
     if not curves:
         raise ValueError("curves is empty: pass {label: (genuine, impostor)}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.0, 4.5))
-    ax.set_xscale("log", nonpositive="mask")
-    ax.set_yscale("log", nonpositive="mask")
+    ax = _det_axes(ax)
     for label, (genuine, impostor) in curves.items():
         fmr, fnmr, _ = det_points(genuine, impostor)
         drawable = (fmr > 0) & (fnmr > 0)
@@ -502,12 +499,25 @@ def plot_det(
             if fnmr_at_target > 0:
                 ax.annotate(f"{fnmr_at_target:.3g}", (target, fnmr_at_target), textcoords="offset points",
                             xytext=(4, 4), fontsize=8, color=line.get_color())
-    for label, (fmr_point, fnmr_point) in (points or {}).items():
-        ax.plot([fmr_point], [fnmr_point], "x", color="black", ms=7, mew=1.5, label=label)
+    return _finish_det(ax, points, title)
+
+
+def _det_axes(ax: Axes | None) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 4.5))
+    ax.set_xscale("log", nonpositive="mask")
+    ax.set_yscale("log", nonpositive="mask")
+    return ax
+
+
+def _finish_det(ax: Axes, points: Mapping[str, tuple[float, float]] | None, title: str | None) -> Figure:
+    """Reference points (a marker each), labels, grid, legend and title of a DET plot; its figure."""
+    for (label, (fmr_point, fnmr_point)), marker in zip((points or {}).items(), itertools.cycle("x+^sv")):
+        ax.plot([fmr_point], [fnmr_point], marker, color="black", ms=7, mew=1.5, label=label, fillstyle="none")
     ax.set_xlabel("FMR (false match rate)")
     ax.set_ylabel("FNMR (false non-match rate)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=8)
     if title is not None:
         ax.set_title(title)
     fig = ax.get_figure(root=True)
@@ -528,23 +538,9 @@ def plot_det_summaries(
     operating points ``label -> (fmr, fnmr)``. Zero rates cannot be drawn on log axes and are left out."""
     if not curves:
         raise ValueError("curves is empty: pass {label: det_summary(...)}")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.0, 4.5))
-    ax.set_xscale("log", nonpositive="mask")
-    ax.set_yscale("log", nonpositive="mask")
+    ax = _det_axes(ax)
     for label, curve in curves.items():
         fmr, fnmr = np.asarray(curve["fmr"], dtype=float), np.asarray(curve["fnmr"], dtype=float)
         keep = (fmr > 0) & (fnmr > 0)
         ax.step(fmr[keep], fnmr[keep], where="post", label=label, lw=1.5)
-    for (label, (fmr_point, fnmr_point)), marker in zip((points or {}).items(), itertools.cycle("x+^sv")):
-        ax.plot([fmr_point], [fnmr_point], marker, color="black", ms=7, mew=1.5, label=label, fillstyle="none")
-    ax.set_xlabel("FMR (false match rate)")
-    ax.set_ylabel("FNMR (false non-match rate)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    if title is not None:
-        ax.set_title(title)
-    fig = ax.get_figure(root=True)
-    if fig is None:
-        raise ValueError("ax is not attached to a figure: create it with plt.subplots()")
-    return fig
+    return _finish_det(ax, points, title)
