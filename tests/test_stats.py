@@ -49,3 +49,12 @@ def test_map_difference_stderr_is_zero_for_identical_predictions_and_grows_with_
     assert map_difference_stderr(good, half, gt, resamples=50) > 0.02
     with pytest.raises(ValueError, match="same frames"):
         map_difference_stderr(good, good[:-1], gt)
+
+
+def test_errors_allowed_counts_with_a_tolerance_for_float_products() -> None:
+    from faceopt.stats import errors_allowed
+
+    assert 0.29 * 100 < 29  # the float product falls just short
+    assert errors_allowed(0.29, 100) == 29
+    assert errors_allowed(0.01, 99) == 0 and errors_allowed(0.01, 100) == 1
+    assert errors_allowed(1e-6, 1_000_000) == 1

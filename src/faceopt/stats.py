@@ -40,6 +40,16 @@ class Comparison:
                 f"(standard error {self.stderr:.2g}, n={self.n_a}/{self.n_b}), {noise} the seed noise")
 
 
+#: Tolerance when counting how many of ``count`` items a target rate allows (``0.29 * 100`` counts as 29).
+RATE_TOLERANCE = 1e-9
+
+
+def errors_allowed(rate: float, count: int) -> int:
+    """``floor(rate * count)`` with :data:`RATE_TOLERANCE`: how many errors among ``count`` items a target rate
+    allows (false accepts among impostors, attacks passed as bona fide, ...)."""
+    return int(math.floor(rate * count + RATE_TOLERANCE))
+
+
 def compare(a: Sequence[float], b: Sequence[float], k: float = 2.0) -> Comparison:
     """Welch-style comparison of two samples: stderr = sqrt(var_a/n_a + var_b/n_b) (sample variances)."""
     if not a or not b:

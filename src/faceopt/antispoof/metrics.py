@@ -31,6 +31,8 @@ from typing import Any, TypedDict
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from faceopt.stats import RATE_TOLERANCE, errors_allowed
+
 __all__ = [
     "APCER_TARGETS",
     "BpcerAtApcer",
@@ -46,10 +48,6 @@ __all__ = [
 
 #: APCER targets of the ISO operating points BPCER100 (APCER 1 %) and BPCER20 (APCER 5 %).
 APCER_TARGETS: tuple[float, ...] = (0.01, 0.05)
-
-#: Tolerance when counting how many attacks a target allows through (``0.29 * 100`` counts as 29), as in
-#: :func:`~faceopt.recognition.metrics.threshold_at_fmr`.
-_RATE_TOLERANCE = 1e-9
 
 
 class PadMetrics(TypedDict):
@@ -196,8 +194,8 @@ def _check_target(apcer_target: float, attacks: _Attacks) -> float:
     counts = attacks.counts
     smallest = min(counts, key=lambda t: counts[t])
     n = counts[smallest]
-    if _allowed_misses(r, n) < 1:
-        needed = math.ceil((1.0 - _RATE_TOLERANCE) / r)
+    if errors_allowed(r, n) < 1:
+        needed = math.ceil((1.0 - RATE_TOLERANCE) / r)
         raise ValueError(
             f"apcer_target={r:g} is below 1/{n}: attack type {smallest!r} has only {n} presentations, so its APCER "
             f"is either 0 or at least 1/{n} = {1.0 / n:.3g}. A target of {r:g} needs at least {needed} presentations "
@@ -205,11 +203,6 @@ def _check_target(apcer_target: float, attacks: _Attacks) -> float:
             f"{1.0 / n:.3g}."
         )
     return r
-
-
-def _allowed_misses(rate: float, count: int) -> int:
-    """``k = floor(rate * count)``: how many of ``count`` attacks may be classified bona fide."""
-    return int(math.floor(rate * count + _RATE_TOLERANCE))
 
 
 def _threshold_at_apcer(groups: list[NDArray[np.float64]], target: float) -> float:
@@ -220,7 +213,7 @@ def _threshold_at_apcer(groups: list[NDArray[np.float64]], target: float) -> flo
     """
     t = math.inf
     for g in groups:
-        k = _allowed_misses(target, g.size)
+        k = errors_allowed(target, g.size)
         if k < g.size:
             t = min(t, float(g[k]))
     return t

@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 
 from faceopt.recognition.metrics import det_curve, threshold_at_fmr
+from faceopt.stats import RATE_TOLERANCE, errors_allowed
 
 __all__ = [
     "DoorphoneResult",
@@ -53,9 +54,6 @@ __all__ = [
     "plot_det_summaries",
 ]
 
-#: Tolerance when counting how many comparisons a target rate allows (``0.29 * 100`` counts as 29),
-#: the same as in :func:`~faceopt.recognition.metrics.threshold_at_fmr`.
-_RATE_TOLERANCE = 1e-9
 
 Aggregate = Literal["max", "mean"]
 
@@ -132,16 +130,11 @@ def _rate_in_unit_interval(rate: float, name: str) -> float:
     return r
 
 
-def _allowed_false_accepts(rate: float, count: int) -> int:
-    """``k = floor(rate * count)``: how many of ``count`` negative comparisons may be accepted."""
-    return int(math.floor(rate * count + _RATE_TOLERANCE))
-
-
 def _require_resolvable_rate(rate: float, count: int, name: str, what: str) -> float:
     """Refuse a target rate below ``1/count``: with ``count`` negatives it cannot be observed."""
     r = _rate_in_unit_interval(rate, name)
-    if _allowed_false_accepts(r, count) < 1:
-        needed = math.ceil((1.0 - _RATE_TOLERANCE) / r)
+    if errors_allowed(r, count) < 1:
+        needed = math.ceil((1.0 - RATE_TOLERANCE) / r)
         raise ValueError(
             f"{name}={r:g} is below 1/{count}: with {count} {what} the observed rate is either 0 or at least "
             f"1/{count} = {1.0 / count:.3g}. A target of {r:g} needs at least {needed} {what}; "
@@ -182,7 +175,7 @@ def _bootstrap_fnmr(
     rank of each impostor in ``v`` sorted descending (``np.partition``, O(M) per resample).
     """
     n, m = u.size, v.size
-    k = _allowed_false_accepts(fmr, m)
+    k = errors_allowed(fmr, m)
     order = np.argsort(-v, kind="stable")
     v_desc = v[order]
     rank_of = np.empty(m, dtype=np.int64)
