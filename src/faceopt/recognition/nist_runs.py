@@ -167,7 +167,8 @@ def _one_run(preset: nx.NistPreset, name: str, folder: Path, cache: Path, dev: s
     record["metrics"] = ev.evaluate(ev.torch_embedder(backbone, device=dev), data, preset)
     if name.startswith("student-margin_distillation"):
         pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:preset.calibration_images]
-        record["int8"] = ev.evaluate_int8(backbone, data, preset, nx.normalise(images[pick]))
+        # ONNX export and onnxruntime run on the CPU: the trained backbone may sit on the GPU
+        record["int8"] = ev.evaluate_int8(backbone.cpu(), data, preset, nx.normalise(images[pick]))
     record["seconds"] = time.perf_counter() - t0
     return record | _made_by(dev)
 
