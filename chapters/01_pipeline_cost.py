@@ -237,11 +237,9 @@ ratios
 #   below), so the size is not met and the rule gives "direction-reproduced".
 # * **T15-speedup**: the teacher-to-student latency ratio, measured in one run; its
 #   size is met if within 20% of the thesis's 13.9.
-# * **T16-18-teacher-size**: only its timing half can be measured here (ResNet-50
-#   should take about half the time of ResNet-100). The accuracy half was measured on
-#   the thesis's private door-phone recordings, and no door-phone protocol runs here
-#   yet, so the claim is recorded as "pending" with its time ratio; earlier revisions
-#   called it "needs-real-data", which promises a protocol that does not exist yet.
+# * **T16-18-teacher-size**: the table above shows its timing half (ResNet-50 should
+#   take about half the time of ResNet-100). The claim itself is recorded by page 06,
+#   which also trains both teachers and compares them on the door-phone protocol.
 
 # %% tags=["nbval-ignore-output", "remove-cell"]
 record_claims(by_name, timed, key, claims, chapter="01_pipeline_cost", scale=scale)
