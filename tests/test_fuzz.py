@@ -236,7 +236,7 @@ def test_hostile_pickles_are_refused_without_running_them(tmp_path: Path, fakes:
 #: strict xfail below turns into a failure that says so).
 WAITING = {"checkpoint"}
 #: The package's readers, listed before any test registers its fake ones.
-PACKAGE_READERS = ("recordio", "bin", "image_folder", "face_list", "pair_list", "assets", "checkpoint")
+PACKAGE_READERS = ("recordio", "bin", "image_folder", "face_list", "pair_list", "assets", "celeba_spoof", "checkpoint")
 
 
 def test_no_reader_fails_uncleanly(tmp_path: Path) -> None:

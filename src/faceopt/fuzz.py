@@ -1191,6 +1191,179 @@ def run_pair_list(path: Path) -> object:
     return len(read_pair_list(path)[0])
 
 
+# ----------------------------------------------------------------------------- CelebA-Spoof
+
+_CS_LABEL = "train_label.json"
+
+
+def _cs_vector(label: int, spoof_type: int) -> list[int]:
+    """A 44-value CelebA-Spoof label vector: 40 attributes, spoof type, illumination, environment, live/spoof."""
+    return [0] * 40 + [spoof_type, int(label > 0), int(label > 0), label]
+
+
+_CS_ENTRIES: dict[str, list[int]] = {
+    "Data/train/101/live/000001.png": _cs_vector(0, 0),
+    "Data/train/101/spoof/000002.png": _cs_vector(1, 1),
+    "Data/train/202/spoof/000003.jpg": _cs_vector(1, 9),
+}
+_CS_BOX = "2 3 18 17 0.99\n"
+
+
+def _cs_write(rng: Rng, d: Path, *, labels: bytes | None = None, txt: bytes | None = None,
+              image: bytes | None = None, box: bytes | None = None) -> Path:
+    """A format-true CelebA_Spoof tree under ``d`` (24x24 images, one box each); ``labels`` replaces the label
+    JSON, ``txt`` writes a txt label list instead, ``image``/``box`` replace the first image/box file."""
+    root = d / "CelebA_Spoof"
+    metas = root / "metas" / "intra_test"
+    metas.mkdir(parents=True)
+    for k, name in enumerate(_CS_ENTRIES):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image if (k == 0 and image is not None) else _encode(_random_image(rng, 24), path.suffix))
+        path.with_name(path.stem + "_BB.txt").write_bytes(box if (k == 0 and box is not None) else _CS_BOX.encode())
+    if txt is not None:
+        (metas / "train_label.txt").write_bytes(txt)
+    else:
+        (metas / _CS_LABEL).write_bytes(json.dumps(_CS_ENTRIES).encode() if labels is None else labels)
+    return root
+
+
+_CS_FIRST = next(iter(_CS_ENTRIES))
+_CS_FIRST_BOX = Path(_CS_FIRST).stem + "_BB.txt"
+
+
+def _cs_labels(make: Callable[[Rng], object]) -> Mutation:
+    return lambda rng, d: Inputs(_cs_write(rng, d, labels=json.dumps(make(rng)).encode()), (_CS_LABEL,))
+
+
+def _cs_labels_raw(text: bytes) -> Mutation:
+    return lambda rng, d: Inputs(_cs_write(rng, d, labels=text), (_CS_LABEL,))
+
+
+def _cs_with(name: str, vector: object) -> Mutation:
+    return _cs_labels(lambda r: {**_CS_ENTRIES, name: vector})
+
+
+def _cs_box(text: bytes) -> Mutation:
+    return lambda rng, d: Inputs(_cs_write(rng, d, box=text), (_CS_FIRST_BOX,))
+
+
+def _cs_image(rng: Rng, d: Path, data: bytes) -> Inputs:
+    return Inputs(_cs_write(rng, d, image=data), (Path(_CS_FIRST).name,))
+
+
+def _cs_box_missing(rng: Rng, d: Path) -> Inputs:
+    root = _cs_write(rng, d)
+    (root / _CS_FIRST).with_name(_CS_FIRST_BOX).unlink()
+    return Inputs(root, (_CS_FIRST_BOX,))
+
+
+def _cs_box_directory(rng: Rng, d: Path) -> Inputs:
+    root = _cs_write(rng, d)
+    box = (root / _CS_FIRST).with_name(_CS_FIRST_BOX)
+    box.unlink()
+    box.mkdir()
+    return Inputs(root, (_CS_FIRST_BOX,))
+
+
+def _cs_image_symlink_out(rng: Rng, d: Path) -> Inputs:
+    root = _cs_write(rng, d)
+    (d / "outside.png").write_bytes(_encode(_random_image(rng, 24), ".png"))
+    first = root / _CS_FIRST
+    first.unlink()
+    first.symlink_to(d / "outside.png")
+    return Inputs(root, (Path(_CS_FIRST).name, _CS_LABEL))
+
+
+def _cs_labels_missing(rng: Rng, d: Path) -> Inputs:
+    root = _cs_write(rng, d)
+    (root / "metas" / "intra_test" / _CS_LABEL).unlink()
+    return Inputs(root, (_CS_LABEL, "train_label.txt", "intra_test"))
+
+
+def _cs_txt(text: bytes) -> Mutation:
+    return lambda rng, d: Inputs(_cs_write(rng, d, txt=text), ("train_label.txt",))
+
+
+def _celeba_spoof_mutations() -> dict[str, Mutation]:
+    valid_json = json.dumps(_CS_ENTRIES).encode()
+    valid_txt = "".join(f"{k} {v[43]}\n" for k, v in _CS_ENTRIES.items()).encode()
+    m: dict[str, Mutation] = {"valid": lambda rng, d: Inputs(_cs_write(rng, d), (_CS_LABEL,))}
+    m["valid-txt"] = _cs_txt(valid_txt)
+    m["labels-truncated"] = lambda rng, d: Inputs(_cs_write(rng, d, labels=valid_json[: int(rng.integers(1, 60))]), (_CS_LABEL,))
+    m["labels-invalid"] = _cs_labels_raw(b'{"Data/train/101/live/000001.png": [0, 0,]}')
+    m["labels-deep-nesting"] = _cs_labels_raw(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    m["labels-top-array"] = _cs_labels_raw(b"[1, 2, 3]")
+    m["labels-empty-object"] = _cs_labels_raw(b"{}")
+    m["labels-duplicate-keys"] = _cs_labels_raw(('{"%s": %s, "%s": %s}' % (_CS_FIRST, _CS_ENTRIES[_CS_FIRST], _CS_FIRST,
+                                                                        _CS_ENTRIES[_CS_FIRST])).encode())
+    m["labels-non-utf8"] = _cs_labels_raw(b'{"Data/train/101/live/\xff.png": [0]}')
+    m["labels-bom"] = _cs_labels_raw(b"\xef\xbb\xbf" + valid_json)
+    m["labels-utf16"] = _cs_labels_raw(json.dumps(_CS_ENTRIES).encode("utf-16"))
+    m["vector-43-values"] = _cs_with(_CS_FIRST, _cs_vector(0, 0)[:43])
+    m["vector-45-values"] = _cs_with(_CS_FIRST, _cs_vector(0, 0) + [0])
+    m["vector-not-list"] = _cs_with(_CS_FIRST, "live")
+    m["vector-null"] = _cs_with(_CS_FIRST, None)
+    m["vector-floats"] = _cs_with(_CS_FIRST, [0.5] * 44)
+    m["vector-bools"] = _cs_with(_CS_FIRST, [False] * 44)
+    m["vector-nested"] = _cs_with(_CS_FIRST, [[0]] * 44)
+    m["vector-huge-int"] = _cs_labels_raw(('{"%s": [%s]}' % (_CS_FIRST, ", ".join(["9" * 5000] * 44))).encode())
+    m["vector-overflow-float"] = _cs_labels_raw(('{"%s": [%s]}' % (_CS_FIRST, ", ".join(["1e400"] * 44))).encode())
+    m["vector-nan"] = _cs_labels_raw(('{"%s": [%s]}' % (_CS_FIRST, ", ".join(["NaN"] * 44))).encode())
+    m["label-2"] = _cs_with(_CS_FIRST, _cs_vector(2, 1))
+    m["label-negative"] = _cs_with(_CS_FIRST, _cs_vector(-1, 0))
+    m["spoof-type-11"] = _cs_with("Data/train/101/spoof/000002.png", _cs_vector(1, 11))
+    m["spoof-type-negative"] = _cs_with("Data/train/101/spoof/000002.png", _cs_vector(1, -3))
+    m["live-with-spoof-type"] = _cs_with(_CS_FIRST, _cs_vector(0, 3))
+    m["live-folder-spoof-label"] = _cs_with(_CS_FIRST, _cs_vector(1, 2))
+    m["path-dotdot"] = _cs_with("../outside.png", _cs_vector(0, 0))
+    m["path-deep-dotdot"] = _cs_with("Data/../../../../../../etc/passwd", _cs_vector(0, 0))
+    m["path-absolute"] = _cs_with("/etc/passwd", _cs_vector(0, 0))
+    m["path-missing-image"] = _cs_with("Data/train/101/live/000099.png", _cs_vector(0, 0))
+    m["path-directory"] = _cs_with("Data/train/101/live", _cs_vector(0, 0))
+    m["path-empty"] = _cs_with("", _cs_vector(0, 0))
+    m["path-nul"] = _cs_with("Data/train/101/live/a\u0000.png", _cs_vector(0, 0))
+    m["path-long-name"] = _cs_with("Data/train/101/live/" + _LONG_NAME, _cs_vector(0, 0))
+    m["path-no-extension"] = _cs_with("Data/train/101/live/000001", _cs_vector(0, 0))
+    m["labels-missing"] = _cs_labels_missing
+    m["txt-label-2"] = _cs_txt(valid_txt + b"Data/train/101/live/000001.png 2\n")
+    m["txt-one-column"] = _cs_txt(b"Data/train/101/live/000001.png\n")
+    m["txt-non-utf8"] = _cs_txt(b"Data/train/101/live/\xff.png 0\n")
+    m["txt-dotdot"] = _cs_txt(b"../outside.png 0\n")
+    m["txt-empty"] = _cs_txt(b"")
+    m["box-empty"] = _cs_box(b"")
+    m["box-four-numbers"] = _cs_box(b"2 3 18 17\n")
+    m["box-words"] = _cs_box(b"x y w h s\n")
+    m["box-nan"] = _cs_box(b"nan 3 18 17 0.9\n")
+    m["box-inf"] = _cs_box(b"2 3 inf 17 0.9\n")
+    m["box-negative-width"] = _cs_box(b"2 3 -18 17 0.9\n")
+    m["box-zero-height"] = _cs_box(b"2 3 18 0 0.9\n")
+    m["box-outside-image"] = _cs_box(b"5000 5000 10 10 0.9\n")
+    m["box-huge"] = _cs_box(b"0 0 1e308 1e308 0.9\n")
+    m["box-huge-int"] = _cs_box(b"0 0 " + b"9" * 5000 + b" 10 0.9\n")
+    m["box-non-utf8"] = _cs_box(b"\xff\xfe 3 18 17 0.9\n")
+    m["box-long-line"] = _cs_box(b"1 " * 500_000 + b"\n")
+    m["box-missing"] = _cs_box_missing
+    m["box-is-directory"] = _cs_box_directory
+    m["image-symlink-out"] = _cs_image_symlink_out
+    _add_image_variants(m, _cs_image)
+    m["bytes-labels"] = lambda rng, d: Inputs(_cs_write(rng, d, labels=_generic(rng, valid_json)[1]), (_CS_LABEL,))
+    m["bytes-labels-2"] = m["bytes-labels"]
+    m["bytes-box"] = lambda rng, d: Inputs(_cs_write(rng, d, box=_generic(rng, _CS_BOX.encode())[1]), (_CS_FIRST_BOX,))
+    m["bytes-image"] = lambda rng, d: _cs_image(rng, d, _generic(rng, _encode(_random_image(rng, 24), ".png"))[1])
+    return m
+
+
+def run_celeba_spoof(path: Path) -> object:
+    """Open a CelebA_Spoof tree as :class:`~faceopt.data.celeba_spoof.CelebASpoof` (train split) and read every item."""
+    from faceopt.data.celeba_spoof import CelebASpoof
+
+    ds = CelebASpoof(path, "train", size=16)
+    for i in range(min(len(ds), _MAX_ITEMS)):
+        ds[i]
+    return len(ds)
+
+
 # ----------------------------------------------------------------------------- asset archives
 
 ASSET_MEMBER = "pkg/model.bin"
@@ -2043,6 +2216,8 @@ for _reader in (
            "pair list .txt (read_pair_list)"),
     Reader("assets", run_asset_archive, _asset_mutations(), ("faceopt.assets.extract", "tarfile", "zipfile", "lzma", "bz2"),
            "asset archive .deb/.whl/.zip/.tgz/.tar.* (extract_member)"),
+    Reader("celeba_spoof", run_celeba_spoof, _celeba_spoof_mutations(),
+           _CORE_PRELOAD + ("faceopt.data.celeba_spoof",), "CelebA_Spoof tree: images, _BB.txt boxes, label JSON/txt"),
     Reader("checkpoint", run_checkpoint, _checkpoint_mutations(), _CORE_PRELOAD + ("faceopt.train",),
            "training checkpoint last.pt (faceopt.train._resume)"),
 ):
