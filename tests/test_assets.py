@@ -167,6 +167,13 @@ def test_fetch_extracts_and_verifies(fake, cache: Path, kind: str) -> None:
     assert cache_files(cache) == [cache / "thing", path]  # no temp folder left
 
 
+def test_fetch_scoped_npm_package(fake, cache: Path) -> None:
+    """npm names like ``@scope/name`` hold a slash: the temporary folder's name must not."""
+    fake("tgz", package="@fakescope/fakepkg")
+    assert A.fetch("thing").read_bytes() == PAYLOAD
+    assert cache_files(cache) == [cache / "thing", cache / "thing" / "model.bin"]
+
+
 def test_fetch_skips_cached_and_force_refetches(fake) -> None:
     fake("whl")
     A.fetch("thing")

