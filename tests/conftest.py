@@ -24,7 +24,10 @@ GOLDEN_ASSETS = {"03_amphibian_detector": ("lfw_subset", "blazeface_short_range"
                  "05_embedded_system": ("blazeface_short_range", "face_recognition_models",
                                         "dlib_face_recognition_resnet", "obama.jpg", "obama2.jpg", "obama3.jpg",
                                         "biden.jpg"),
-                 "06_nist_evaluation": ("face_recognition_models", "dlib_face_recognition_resnet", "obama.jpg")}
+                 "06_nist_evaluation": ("face_recognition_models", "dlib_face_recognition_resnet", "obama.jpg"),
+                 "08_antispoofing": ("blazeface_short_range", "obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg",
+                                     "human_antispoof.json", "human_antispoof.bin", "human_liveness.json",
+                                     "human_liveness.bin")}
 
 
 def _install_masking() -> None:

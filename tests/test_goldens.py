@@ -21,6 +21,7 @@ CELL_KINDS = {
     "05_embedded_system": (7, 5),
     "06_nist_evaluation": (4, 4),
     "07_distillation_and_search": (1, 6),
+    "08_antispoofing": (7, 3),
 }
 CHAPTERS = list(list_chapters())
 
