@@ -49,3 +49,31 @@ def test_code_fingerprint_over_modules() -> None:
     assert module_file("faceopt.io").name == "io.py"
     with pytest.raises(ValueError, match="no Python source"):
         module_file("faceopt.not_a_module")
+
+
+def test_definition_fingerprints_key_each_top_level_statement() -> None:
+    from faceopt.fingerprint import definition_fingerprints
+
+    defs = definition_fingerprints(SRC + "\nX = 1\nX = 2\n")
+    assert list(defs) == ["import math", "area", "label", "= X", "= X#2"]
+    other = definition_fingerprints(SRC.replace("** 2", "** 3").replace("# a comment", "# changed"))
+    assert [k for k in other if other[k] != defs[k]] == ["area"]
+
+
+def test_same_results_entries_are_current_and_evidenced() -> None:
+    """Each entry's module still has the listed text, and its evidence shows the same results for that text."""
+    import json
+    from pathlib import Path
+
+    from faceopt.fingerprint import SAME_RESULTS, _file_fingerprint, stands_for
+
+    root = Path(__file__).resolve().parents[1]
+    for (module, new), (old, evidence) in SAME_RESULTS.items():
+        assert _file_fingerprint(module_file(module)) == new, (
+            f"{module} changed after its SAME_RESULTS entry: remove the entry (the caches it kept become stale) "
+            f"or make new evidence with .ci/same_results.py")
+        assert stands_for(module, new) == old
+        record = json.loads((root / evidence).read_text())
+        assert (record["module"], record["new_fingerprint"], record["old_fingerprint"]) == (module, new, old)
+        assert record["same"] and not record["definitions"]["changed"]
+        assert all(r["identical"] for r in record["runs"].values()) and len(record["runs"]) >= 4

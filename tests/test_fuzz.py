@@ -231,23 +231,13 @@ def test_hostile_pickles_are_refused_without_running_them(tmp_path: Path, fakes:
 
 
 # ----------------------------------------------------------------------------- the readers hold
-#: Readers whose fixes wait: faceopt.train is fingerprinted into the cached GPU runs of pages 04 and 05, so its
-#: checkpoint checks change with the next GPU session that remakes those caches (then this set empties and the
-#: strict xfail below turns into a failure that says so).
-WAITING = {"checkpoint"}
 #: The package's readers, listed before any test registers its fake ones.
 PACKAGE_READERS = ("recordio", "bin", "image_folder", "face_list", "pair_list", "assets", "celeba_spoof", "checkpoint")
 
 
 def test_no_reader_fails_uncleanly(tmp_path: Path) -> None:
     assert set(PACKAGE_READERS) <= set(F.READERS)
-    readers = [r for r in PACKAGE_READERS if r not in WAITING]
-    summary = F.run_campaign(0, 25, tmp_path, readers=readers, time_limit_s=60.0)  # cleanliness, not speed
+    summary = F.run_campaign(0, 25, tmp_path, readers=list(PACKAGE_READERS), time_limit_s=60.0)  # cleanliness, not speed
     assert summary["total_findings"] == 0, F.format_table(summary)
 
 
-@pytest.mark.xfail(strict=True, reason="faceopt.train's checkpoint checks miss OverflowError and deep pickles "
-                                       "(fix with the next GPU session: train.py is fingerprinted into cached runs)")
-def test_checkpoint_reader_fails_uncleanly_until_train_is_fixed(tmp_path: Path) -> None:
-    summary = F.run_campaign(1, 100, tmp_path, readers=sorted(WAITING), time_limit_s=60.0)
-    assert summary["total_findings"] == 0

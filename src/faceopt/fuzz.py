@@ -14,7 +14,7 @@ also waits at most a little longer and kills a worker that does not answer. A ca
 
 * ``ok``: the reader returned normally;
 * ``clean``: it raised one of the package's errors (:class:`~faceopt.data.errors.DataFileError`, and so
-  ``VerificationBinError``; :class:`~faceopt.assets.errors.AssetError`; :class:`~faceopt.train.CheckpointError`),
+  ``VerificationBinError``; :class:`~faceopt.assets.errors.AssetError`; :class:`~faceopt.checkpoint.CheckpointError`),
   an ``OSError`` or a plain ``ValueError``, *and* the message names one of the case's input files;
 * ``finding``, in one category: ``exception`` (any other exception type), ``unnamed`` (a clean type whose
   message does not name the input), ``timeout``, ``memory`` (a ``MemoryError``, raised or wrapped: the reader
@@ -145,7 +145,8 @@ class _CaseTimeout(BaseException):
 
 # ----------------------------------------------------------------------------- classification
 
-_CLEAN = (("faceopt.data.errors", "DataFileError"), ("faceopt.assets.errors", "AssetError"), ("faceopt.train", "CheckpointError"))
+_CLEAN = (("faceopt.data.errors", "DataFileError"), ("faceopt.assets.errors", "AssetError"),
+          ("faceopt.checkpoint", "CheckpointError"))
 
 
 def _clean_types() -> tuple[type[BaseException], ...]:
@@ -1873,7 +1874,7 @@ def _ckpt_seed() -> dict[str, Any]:
 
     import torch
 
-    from faceopt import train as T
+    from faceopt import checkpoint as C
 
     model = _ckpt_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -1881,12 +1882,12 @@ def _ckpt_seed() -> dict[str, Any]:
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
-    rng_state = T._rng_state(torch.device("cpu"))  # the layout train.py writes, from seeded generators
+    rng_state = C.rng_state(torch.device("cpu"))  # the layout train.py writes, from seeded generators
     random.setstate(saved[0])
     np.random.set_state(saved[1])
     torch.set_rng_state(saved[2])
     return {
-        "format": T.CHECKPOINT_FORMAT,
+        "format": C.CHECKPOINT_FORMAT,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": {"step": 3, "base_lr": 0.1, "gamma": 0.1, "milestones": [], "unit": "steps", "steps_per_epoch": 4},

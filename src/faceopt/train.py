@@ -74,7 +74,6 @@ import json
 import logging
 import math
 import os
-import random
 import sys
 import time
 import warnings
@@ -84,16 +83,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+# The checkpoint helpers keep the names the training loop calls them by (its code is unchanged from
+# before they moved to faceopt.checkpoint; see faceopt.fingerprint.SAME_RESULTS).
+from faceopt.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from faceopt.checkpoint import resume_fields as _resume_fields
+from faceopt.checkpoint import rng_state as _rng_state
+from faceopt.checkpoint import set_rng_state as _set_rng_state
 from faceopt.config import check_choice, resolve_device, seed_everything
 from faceopt.data.digits import load_digits_split
-from faceopt.io import atomic_torch_save
 from faceopt.progress import progress as progress_bar
 
 __all__ = [
@@ -113,7 +116,6 @@ __all__ = [
 log = logging.getLogger("faceopt.train")
 
 CHECKPOINT_NAME = "last.pt"
-CHECKPOINT_FORMAT = "faceopt.train/1"
 
 
 @dataclass
@@ -198,10 +200,6 @@ class TrainResult:
     device: str = "cpu"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read or does not fit the run."""
-
-
 # ----------------------------------------------------------------------------- schedule
 
 def lr_at(step: int, config: TrainConfig, steps_per_epoch: int = 1) -> float:
@@ -251,76 +249,6 @@ def _mean_over_ranks(values: Sequence[float], d: _Dist, device: torch.device) ->
     t = torch.tensor(list(values), dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return (t / d.world_size).tolist()
-
-
-# ----------------------------------------------------------------------------- RNG state
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    """This process' RNG states as tensors and plain values."""
-    version, keys, gauss = random.getstate()
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "python_version": int(version),
-        "python": torch.tensor(keys, dtype=torch.int64),
-        "python_gauss": gauss,
-        "numpy_name": str(np_name),
-        "numpy": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
-        "numpy_pos": int(np_pos),
-        "numpy_has_gauss": int(np_has_gauss),
-        "numpy_gauss": float(np_gauss),
-        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-    }
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    random.setstate((state["python_version"], tuple(int(k) for k in state["python"].tolist()),
-                     state["python_gauss"]))
-    np.random.set_state((state["numpy_name"], state["numpy"].numpy().astype(np.uint32),
-                         state["numpy_pos"], state["numpy_has_gauss"], state["numpy_gauss"]))
-    if device.type == "cuda" and state.get("cuda") is not None:
-        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``state`` to ``path`` atomically: a temporary file beside it, then ``os.replace``."""
-    return atomic_torch_save(dict(state), path)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; :class:`CheckpointError` names the file."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise CheckpointError(
-            f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}. "
-            "Delete it (or point checkpoint_dir elsewhere) to start afresh."
-        ) from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a faceopt.train checkpoint (format {CHECKPOINT_FORMAT})")
-    return state
-
-
-def _resume_fields(state: Mapping[str, Any], path: Path, total: int) -> tuple[int, list[tuple[int, float]], float, list]:
-    """Step, loss history, last loss and RNG states of a checkpoint, checked; :class:`CheckpointError` if damaged."""
-    try:
-        step = int(state["step"])
-        history = [(int(s), float(v)) for s, v in state.get("loss_history", [])]
-        last_loss = float(state.get("last_loss", float("nan")))
-        rngs = list(state["rng"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is damaged ({type(exc).__name__}: {exc}); delete it to start afresh") from exc
-    if not 0 <= step <= total:
-        raise CheckpointError(f"checkpoint {path} is at step {step}, outside this run's 0..{total}; "
-                              "delete it (or point checkpoint_dir elsewhere) to start afresh")
-    if not rngs:
-        raise CheckpointError(f"checkpoint {path} holds no RNG state; delete it to start afresh")
-    return step, history, last_loss, rngs
 
 
 def state_checksum(module: nn.Module) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import pickletools
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,6 +32,7 @@ import numpy as np
 
 from faceopt.data.errors import DataFileError
 from faceopt.data.images import DEFAULT_MAX_IMAGE_PIXELS, decode_image
+from faceopt.pickle_nesting import first_deep_nesting
 
 DEFAULT_MAX_TOTAL_PIXELS = 1 << 30
 """Largest ``2N x H x W`` a ``.bin`` may decode to (3 GiB as BGR uint8); LFW at 112 x 112 is 0.15 G."""
@@ -40,7 +40,6 @@ DEFAULT_MAX_TOTAL_PIXELS = 1 << 30
 # crashes the interpreter, so tuples (and frozensets) nested deeper than this are refused before
 # unpickling. A .bin nests 3 deep at most (a numpy bool's dtype state inside its reduce arguments).
 _MAX_NESTING = 100
-_NESTING_OPCODES = frozenset({"TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "FROZENSET"})
 
 
 class VerificationBinError(DataFileError, pickle.UnpicklingError):
@@ -110,46 +109,13 @@ class SafeUnpickler(pickle.Unpickler):
         raise VerificationBinError(f"{self._name}: refusing persistent id {pid!r}")
 
 
-def _tuple_nesting(op: Any, children: list[int]) -> int:
-    """Nesting depth of what ``op`` pushes: tuples and frozensets (the hashable containers) nest, the rest is 0."""
-    return 1 + max(children, default=0) if op.name in _NESTING_OPCODES else 0
-
-
 def _refuse_deep_nesting(data: bytes, name: str) -> None:
-    """Simulate the pickle's stack (nothing is executed) and refuse tuples nested deeper than ``_MAX_NESTING``.
-
-    A malformed stream is left for the unpickler to report.
-    """
-    stack: list[int] = []
-    marks: list[int] = []
-    memo: dict[int, int] = {}
-    for op, arg, pos in pickletools.genops(data):
-        before = op.stack_before
-        children: list[int] = []
-        if pickletools.markobject in before:
-            if not marks:
-                return
-            cut = marks.pop()
-            children, stack[cut:] = stack[cut:], []
-            before = before[:before.index(pickletools.markobject)]
-        if len(before) > len(stack):
-            return
-        if before:
-            children, stack[-len(before):] = stack[-len(before):] + children, []
-        if op.name == "MARK":
-            marks.append(len(stack))
-        elif op.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE") and stack:
-            memo[len(memo) if op.name == "MEMOIZE" else int(arg or 0)] = stack[-1]
-        elif op.name in ("GET", "BINGET", "LONG_BINGET"):
-            stack.append(memo.get(int(arg or 0), 0))
-        elif op.name == "DUP":
-            stack += children * 2
-        else:
-            depth = _tuple_nesting(op, children)
-            if depth > _MAX_NESTING:
-                raise VerificationBinError(f"{name}: tuples nested {depth} deep at byte {pos} (the cap is {_MAX_NESTING}); "
-                                           f"a verification .bin nests 3 deep at most, so this file is not one")
-            stack += [depth] * len(op.stack_after)
+    """Refuse tuples nested deeper than ``_MAX_NESTING`` (see :mod:`faceopt.pickle_nesting`); malformed streams pass."""
+    found = first_deep_nesting(data, _MAX_NESTING)
+    if found is not None:
+        depth, pos = found
+        raise VerificationBinError(f"{name}: tuples nested {depth} deep at byte {pos} (the cap is {_MAX_NESTING}); "
+                                   f"a verification .bin nests 3 deep at most, so this file is not one")
 
 
 def safe_load(path: str | os.PathLike) -> Any:

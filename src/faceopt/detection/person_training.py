@@ -41,6 +41,7 @@ from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.ssd import SSD
 
 from faceopt.assets import asset_path
+from faceopt.checkpoint import CheckpointError, check_torch_archive
 from faceopt.data.cdnet import read_video
 from faceopt.data.person_boxes import default_annotation_path, load_annotations
 from faceopt.detection.metrics import mean_average_precision
@@ -351,15 +352,18 @@ def load_person_detector(path: str | Path) -> SSD:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; train it with `faceopt person-detector --preset vtest "
                                 f"--out {path}` (about 16 minutes on one CPU core)")
+    fix = f"make it again with `faceopt person-detector --preset vtest --out {path}`"
     try:
+        check_torch_archive(path, fix=fix)
         state = torch.load(path, weights_only=True)
         model = build_person_detector(tuple(state["input_size"]), width_mult=float(state.get("width_mult", 0.5)),
                                       seed=None)
         model.load_state_dict(state["model"])
+    except CheckpointError as exc:   # its message names the file and ends with the fix
+        raise ValueError(f"{path}: not a person-detector checkpoint ({exc})") from exc
     except (RuntimeError, KeyError, TypeError, EOFError, ValueError, AttributeError, IndexError,
             pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a person-detector checkpoint ({type(exc).__name__}: {exc}); make it again "
-                         f"with `faceopt person-detector --preset vtest --out {path}`") from exc
+        raise ValueError(f"{path}: not a person-detector checkpoint ({type(exc).__name__}: {exc}); {fix}") from exc
     return with_input_size(model, FRAME_SIZE).eval()
 
 
