@@ -137,6 +137,8 @@ class Outcome:
     error_type: str = ""
     message: str = ""
     seconds: float = 0.0
+    peak_mb: float = 0.0
+    """Resident memory (MiB) the case added at its peak, above the worker's before it (Linux ``VmHWM``)."""
 
 
 class _CaseTimeout(BaseException):
@@ -2185,6 +2187,157 @@ def run_checkpoint(path: Path) -> object:
     return run.step
 
 
+# ----------------------------------------------------------------------------- videos
+
+_VIDEO_FRAMES, _VIDEO_W, _VIDEO_H = 6, 32, 24
+
+
+def _video_seed(fourcc: str, ext: str) -> bytes:
+    """A small real video written by OpenCV (moving squares), as bytes."""
+    import tempfile
+
+    import cv2
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"seed{ext}"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (_VIDEO_W, _VIDEO_H))
+        if not writer.isOpened():  # pragma: no cover - opencv-python ships these encoders
+            raise RuntimeError(f"OpenCV cannot write {fourcc} {ext}")
+        for i in range(_VIDEO_FRAMES):
+            frame = np.full((_VIDEO_H, _VIDEO_W, 3), 40, np.uint8)
+            frame[4:12, 2 + 3 * i:10 + 3 * i] = (0, 200, 255)
+            writer.write(frame)
+        writer.release()
+        return path.read_bytes()
+
+
+_VIDEO_SEEDS: dict[str, bytes] = {}
+
+
+def _video_bytes(kind: str) -> bytes:
+    if kind not in _VIDEO_SEEDS:
+        _VIDEO_SEEDS[kind] = _video_seed("MJPG", ".avi") if kind == "avi" else _video_seed("mp4v", ".mp4")
+    return _VIDEO_SEEDS[kind]
+
+
+def _video_write(d: Path, data: bytes, name: str = "clip.avi") -> Inputs:
+    (d / name).write_bytes(data)
+    return Inputs(d / name, (name,))
+
+
+def _video(kind: str, edit: Callable[[Rng, bytes], bytes] | None = None) -> Mutation:
+    ext = ".avi" if kind == "avi" else ".mp4"
+    return lambda rng, d: _video_write(d, (edit or (lambda r, b: b))(rng, _video_bytes(kind)), f"clip{ext}")
+
+
+def _put_u32_after(tag: bytes, offset: int, value: int, occurrence: int = 0) -> Callable[[Rng, bytes], bytes]:
+    """Overwrite the little-endian u32 ``offset`` bytes after the ``occurrence``-th ``tag`` (AVI headers)."""
+    def edit(rng: Rng, data: bytes) -> bytes:
+        at = -1
+        for _ in range(occurrence + 1):
+            at = data.find(tag, at + 1)
+        if at < 0:
+            return data
+        i = at + offset
+        return data[:i] + struct.pack("<I", value & 0xFFFFFFFF) + data[i + 4:]
+    return edit
+
+
+def _put_be32_after(tag: bytes, offset: int, value: int) -> Callable[[Rng, bytes], bytes]:
+    """Overwrite the big-endian u32 ``offset`` bytes after the first ``tag`` (MP4 boxes)."""
+    def edit(rng: Rng, data: bytes) -> bytes:
+        at = data.find(tag)
+        if at < 0:
+            return data
+        i = at + offset
+        return data[:i] + struct.pack(">I", value & 0xFFFFFFFF) + data[i + 4:]
+    return edit
+
+
+def _jpeg_frames_sized(width: int, height: int, every: bool) -> Callable[[Rng, bytes], bytes]:
+    """Rewrite the size in the SOF0 header of the first (or every) MJPEG frame: a decompression bomb."""
+    def edit(rng: Rng, data: bytes) -> bytes:
+        buf, at = bytearray(data), 0
+        while True:
+            at = buf.find(b"\xff\xc0", at)
+            if at < 0:
+                return bytes(buf)
+            buf[at + 5:at + 9] = struct.pack(">HH", height, width)
+            at += 2
+            if not every:
+                return bytes(buf)
+    return edit
+
+
+def _video_generic(kind: str) -> Mutation:
+    return _video(kind, lambda rng, data: _generic(rng, data)[1])
+
+
+def _video_truncated(kind: str) -> Mutation:
+    return _video(kind, lambda rng, data: data[: int(rng.integers(0, len(data)))])
+
+
+def _video_mutations() -> dict[str, Mutation]:
+    m: dict[str, Mutation] = {"valid": _video("avi"), "valid-mp4": _video("mp4")}
+    for k in range(8):
+        m[f"avi-bytes-{k}"] = _video_generic("avi")
+        m[f"mp4-bytes-{k}"] = _video_generic("mp4")
+    m["avi-truncated"] = _video_truncated("avi")
+    m["mp4-truncated"] = _video_truncated("mp4")
+    m["empty-avi"] = lambda rng, d: _video_write(d, b"")
+    m["empty-mp4"] = lambda rng, d: _video_write(d, b"", "clip.mp4")
+    m["text-as-video"] = lambda rng, d: _video_write(d, b"this is not a video\n" * 20)
+    m["png-as-video"] = lambda rng, d: _video_write(d, _encode(_random_image(rng), ".png"))
+    m["riff-only"] = lambda rng, d: _video_write(d, b"RIFF\xff\xff\xff\x7fAVI LIST")
+    # avih: size(4) then MicroSecPerFrame, MaxBytesPerSec, Padding, Flags, TotalFrames, InitialFrames, Streams,
+    # SuggestedBufferSize, Width, Height (u32 each); strf (BITMAPINFOHEADER): size(4), biSize, biWidth, biHeight
+    for name, off in (("total-frames", 24), ("streams", 32), ("buffer-size", 36), ("width", 40), ("height", 44)):
+        for value, label in ((0xFFFFFFFF, "max"), (0x7FFFFFFF, "int-max"), (0, "zero"), (100_000, "100000")):
+            m[f"avih-{name}-{label}"] = _video("avi", _put_u32_after(b"avih", off, value))
+    for name, off in (("width", 12), ("height", 16), ("size-image", 28)):
+        for value, label in ((0x7FFFFFFF, "int-max"), (0xFFFFFFFF, "minus-one"), (0, "zero"), (60_000, "60000")):
+            m[f"strf-{name}-{label}"] = _video("avi", _put_u32_after(b"strf", off, value))
+    m["strh-rate-zero"] = _video("avi", _put_u32_after(b"strh", 28, 0))
+    m["strh-scale-zero"] = _video("avi", _put_u32_after(b"strh", 24, 0))
+    m["strh-length-max"] = _video("avi", _put_u32_after(b"strh", 40, 0xFFFFFFFF))
+    m["riff-size-max"] = _video("avi", _put_u32_after(b"RIFF", 4, 0xFFFFFFFF))
+    m["movi-size-max"] = _video("avi", _put_u32_after(b"movi", -4, 0xFFFFFFFF))
+    m["chunk-size-max"] = _video("avi", _put_u32_after(b"00dc", 4, 0xFFFFFFFF))
+    m["chunk-size-int-max"] = _video("avi", _put_u32_after(b"00dc", 4, 0x7FFFFFFF))
+    m["idx1-offsets-max"] = _video("avi", _put_u32_after(b"idx1", 16, 0xFFFFFFFF))
+    m["idx1-size-max"] = _video("avi", _put_u32_after(b"idx1", 4, 0xFFFFFFFF))
+    m["jpeg-frame-16000x16000"] = _video("avi", _jpeg_frames_sized(16000, 16000, every=False))
+    m["jpeg-frames-16000x16000"] = _video("avi", _jpeg_frames_sized(16000, 16000, every=True))
+    m["jpeg-frame-65535x65535"] = _video("avi", _jpeg_frames_sized(65535, 65535, every=False))
+    m["jpeg-frame-8192x8192"] = _video("avi", _jpeg_frames_sized(8192, 8192, every=True))
+    m["jpeg-frame-0x0"] = _video("avi", _jpeg_frames_sized(0, 0, every=True))
+    m["mp4-moov-size-max"] = _video("mp4", _put_be32_after(b"moov", -4, 0xFFFFFFFF))
+    m["mp4-mdat-size-max"] = _video("mp4", _put_be32_after(b"mdat", -4, 0xFFFFFFFF))
+    m["mp4-stsz-count-max"] = _video("mp4", _put_be32_after(b"stsz", 12, 0x7FFFFFFF))
+    m["mp4-stco-count-max"] = _video("mp4", _put_be32_after(b"stco", 8, 0x7FFFFFFF))
+    m["mp4-stts-count-max"] = _video("mp4", _put_be32_after(b"stts", 8, 0x7FFFFFFF))
+    m["mp4-tkhd-width-max"] = _video("mp4", _put_be32_after(b"tkhd", 80, 0xFFFF0000))
+    m["mp4-avc-width-max"] = _video("mp4", _put_be32_after(b"mp4v", 28, 0xFFFFFFFF))
+    m["directory-as-video"] = lambda rng, d: (d / "clip.avi").mkdir() or Inputs(d / "clip.avi", ("clip.avi",))
+    m["dev-zero-as-video"] = lambda rng, d: (d / "clip.avi").symlink_to("/dev/zero") or Inputs(d / "clip.avi", ("clip.avi",))
+    m["percent-d-name"] = lambda rng, d: _video_write(d, _video_bytes("avi"), "frame%03d.avi")
+    return m
+
+
+def run_video(path: Path) -> object:
+    """Read a video as the package does: :func:`~faceopt.data.cdnet.read_video` and
+    :func:`~faceopt.system.video.read_frames` (``faceopt identify`` on a video), at most 64 frames each."""
+    from faceopt.data.cdnet import read_video
+    from faceopt.system.video import read_frames
+
+    n = sum(1 for _ in read_video(path, max_frames=_MAX_ITEMS))
+    _, _, frames = read_frames(path)
+    for i, _ in enumerate(frames):
+        if i + 1 >= _MAX_ITEMS:
+            break
+    return n
+
+
 # ----------------------------------------------------------------------------- registry
 
 _CORE_PRELOAD = ("numpy", "cv2", "PIL.Image", "torch")
@@ -2221,6 +2374,8 @@ for _reader in (
            _CORE_PRELOAD + ("faceopt.data.celeba_spoof",), "CelebA_Spoof tree: images, _BB.txt boxes, label JSON/txt"),
     Reader("checkpoint", run_checkpoint, _checkpoint_mutations(), _CORE_PRELOAD + ("faceopt.train",),
            "training checkpoint last.pt (faceopt.train._resume)"),
+    Reader("video", run_video, _video_mutations(), _CORE_PRELOAD + ("faceopt.data.cdnet", "faceopt.system.video"),
+           "video file .avi/.mp4 (read_video, faceopt identify's read_frames)"),
 ):
     register_reader(_reader)
 
@@ -2307,6 +2462,21 @@ def _vm_bytes() -> int:
     return 0  # pragma: no cover - Linux has /proc
 
 
+def _status_kb(field: str) -> int:
+    """A ``kB`` field of ``/proc/self/status`` (0 where there is none)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0  # pragma: no cover - Linux has /proc
+
+
+def _reset_peak() -> None:
+    """Start a new resident-memory peak (``VmHWM``); without the right to, the lifetime peak stays (an overstatement)."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
 def _on_alarm(signum: int, frame: Any) -> None:
     raise _CaseTimeout()
 
@@ -2360,7 +2530,10 @@ def _worker(conn: Any, memory_limit_mb: int, log_path: str, preload: Sequence[st
         if msg is None:
             return
         case, run, time_limit_s = msg
+        _reset_peak()
+        before_kb = _status_kb("VmRSS")
         outcome = _run_one(case, run, time_limit_s)
+        outcome.peak_mb = round(max(0, _status_kb("VmHWM") - before_kb) / 1024, 1)
         os.chdir(home)
         strays = _kill_strays()
         if strays:
@@ -2578,7 +2751,7 @@ def summarize(outcomes: Sequence[Outcome], *, seed: int, cases_per_reader: int, 
     for o in outcomes:
         r = readers.setdefault(o.reader, {"cases": 0, "ok": 0, "clean": 0, "findings": 0, "slow": 0, "memory": 0, "crash": 0,
                                           "unnamed": 0, "executed": 0, "leak": 0, "seed_ok": None, "seconds": 0.0,
-                                          "max_seconds": 0.0})
+                                          "max_seconds": 0.0, "peak_mb": 0.0})
         r["cases"] += 1
         r["ok" if o.kind == "ok" else "clean" if o.kind == "clean" else "findings"] += 1
         if o.category == "timeout":
@@ -2587,6 +2760,7 @@ def summarize(outcomes: Sequence[Outcome], *, seed: int, cases_per_reader: int, 
             r[o.category] += 1
         r["seconds"] = round(r["seconds"] + o.seconds, 3)
         r["max_seconds"] = max(r["max_seconds"], o.seconds)
+        r["peak_mb"] = max(r["peak_mb"], o.peak_mb)
         if o.case.startswith(f"{o.reader}-0000-"):
             r["seed_ok"] = o.kind == "ok"
     findings = [asdict(o) for o in outcomes if o.kind == "finding"]
@@ -2610,6 +2784,7 @@ def summarize(outcomes: Sequence[Outcome], *, seed: int, cases_per_reader: int, 
         "readers": readers,
         "total_cases": len(outcomes),
         "total_findings": len(findings),
+        "peak_mb": max((r["peak_mb"] for r in readers.values()), default=0.0),
         "findings": findings,
         "distinct_findings": distinct,
         "wall_s": round(wall_s, 2),
@@ -2635,9 +2810,10 @@ def run_campaign(seed: int, cases_per_reader: int, workdir: Path, *, time_limit_
 def format_table(summary: dict[str, Any]) -> str:
     """A short text table of a summary: one row per reader, then the distinct findings."""
     cols = ("cases", "ok", "clean", "findings", "slow", "memory", "crash")
-    lines = [f"{'reader':<14}" + "".join(f"{c:>9}" for c in cols) + f"{'seed ok':>9}{'max s':>8}"]
+    lines = [f"{'reader':<14}" + "".join(f"{c:>9}" for c in cols) + f"{'seed ok':>9}{'max s':>8}{'peak MB':>9}"]
     for name, r in summary["readers"].items():
-        lines.append(f"{name:<14}" + "".join(f"{r[c]:>9}" for c in cols) + f"{str(r['seed_ok']):>9}{r['max_seconds']:>8.2f}")
+        lines.append(f"{name:<14}" + "".join(f"{r[c]:>9}" for c in cols) + f"{str(r['seed_ok']):>9}{r['max_seconds']:>8.2f}"
+                     f"{r.get('peak_mb', 0.0):>9.1f}")
     lines.append(f"seed {summary['seed']}: {summary['total_cases']} cases, {summary['total_findings']} findings "
                  f"({len(summary['distinct_findings'])} distinct), {summary['wall_s']:.1f} s")
     for g in summary["distinct_findings"]:

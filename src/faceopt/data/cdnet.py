@@ -17,6 +17,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from faceopt.data.errors import DataFileError
+from faceopt.data.images import DEFAULT_MAX_IMAGE_PIXELS
+
 MOTION = 255
 
 
@@ -115,35 +118,68 @@ def iter_cdnet(video: CDNetVideo, *, only_roi: bool = True, min_area: int = 25
 
 
 def as_bgr(frame: np.ndarray, *, where: str = "frame") -> np.ndarray:
-    """Return a 3-channel BGR uint8 frame: grey is replicated, BGRA drops alpha; anything else is an error."""
+    """Return a 3-channel BGR uint8 frame: grey is replicated, BGRA drops alpha; anything else is a
+    :class:`~faceopt.data.errors.DataFileError` naming ``where``."""
     if frame.dtype != np.uint8:
-        raise ValueError(f"{where}: expected uint8 pixels, got {frame.dtype}")
+        raise DataFileError(f"{where}: expected uint8 pixels, got {frame.dtype}")
     if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
         return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
     if frame.ndim == 3 and frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     if frame.ndim == 3 and frame.shape[2] == 3:
         return frame
-    raise ValueError(f"{where}: expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {frame.shape}")
+    raise DataFileError(f"{where}: expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {frame.shape}")
 
 
-def read_video(path: str | Path, *, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Frames of a video file as BGR uint8 arrays, via OpenCV; an unreadable or empty file is an error."""
+_REENCODE = "re-encode it (e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`) or pass another file"
+
+
+def open_video(path: str | Path, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> cv2.VideoCapture:
+    """An opened ``cv2.VideoCapture`` (FFmpeg) of a video file whose declared frame size is sane.
+
+    ``FileNotFoundError`` for a missing path; :class:`~faceopt.data.errors.DataFileError` naming the
+    file for one that is not a file, that FFmpeg cannot open, or whose frames declare no size or more
+    than ``max_pixels`` pixels (checked before any frame is decoded). The caller releases the capture.
+    """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such video file")
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    cap = cv2.VideoCapture(str(path))
+        raise DataFileError(f"{path} is not a file; pass a video file (MP4, AVI, ...)")
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)   # never CAP_IMAGES: a '%d' in a name is not a pattern
+    if not cap.isOpened():
+        cap.release()
+        raise DataFileError(f"{path}: FFmpeg (OpenCV) cannot open it as a video (truncated, corrupt or not a video); "
+                            f"{_REENCODE}")
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width <= 0 or height <= 0 or width * height > max_pixels:
+        cap.release()
+        raise DataFileError(f"{path}: its frames declare {width}x{height} pixels, outside 1..{max_pixels:,} per frame; "
+                            f"{_REENCODE}")
+    return cap
+
+
+def read_video(path: str | Path, *, max_frames: int | None = None,
+               max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Iterator[np.ndarray]:
+    """Frames of a video file as BGR uint8 arrays (OpenCV's FFmpeg); :func:`open_video` checks the file first.
+
+    A file without one readable frame, or whose frames outgrow what it declared, raises
+    :class:`~faceopt.data.errors.DataFileError` naming it.
+    """
+    path = Path(path)
+    cap = open_video(path, max_pixels=max_pixels)
     try:
-        if not cap.isOpened():
-            raise ValueError(f"{path}: OpenCV cannot open this video (unsupported codec or not a video)")
         count = 0
         while max_frames is None or count < max_frames:
             ok, frame = cap.read()
             if not ok:
                 break
             count += 1
+            if frame.shape[0] * frame.shape[1] > max_pixels:
+                raise DataFileError(f"{path}: frame {count} is {frame.shape[1]}x{frame.shape[0]}, over "
+                                    f"{max_pixels:,} pixels; {_REENCODE}")
             yield as_bgr(frame, where=f"{path} frame {count}")
         if count == 0:
-            raise ValueError(f"{path}: the video holds no readable frame")
+            raise DataFileError(f"{path}: the video holds no readable frame; {_REENCODE}")
     finally:
         cap.release()

@@ -12,6 +12,7 @@ seen becomes a :class:`Sighting`. A progress bar runs on stderr unless ``FACEOPT
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from faceopt.data.cdnet import open_video, read_video
 from faceopt.io import atomic_output
 from faceopt.progress import progress
 from faceopt.system.gallery import Gallery
@@ -83,29 +85,19 @@ def is_video(path: Path) -> bool:
 
 
 def read_frames(path: str | Path) -> tuple[float, int, Iterator[np.ndarray]]:
-    """``(fps, frame count as the container states it, BGR frames)`` of a video; ValueError naming the file
-    when OpenCV cannot open it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such video file")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        capture.release()
-        raise ValueError(f"{path}: OpenCV cannot open it as a video (is it an MP4/AVI file?)")
-    fps = float(capture.get(cv2.CAP_PROP_FPS)) or 25.0
+    """``(fps, frame count as the container states it, BGR frames)`` of a video.
+
+    The file is checked by :func:`faceopt.data.cdnet.open_video` and read by
+    :func:`~faceopt.data.cdnet.read_video`: a missing file is ``FileNotFoundError``, a bad one a
+    :class:`~faceopt.data.errors.DataFileError` naming it.
+    """
+    capture = open_video(path)
+    fps = float(capture.get(cv2.CAP_PROP_FPS))
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-
-    def frames() -> Iterator[np.ndarray]:
-        try:
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    return
-                yield frame
-        finally:
-            capture.release()
-
-    return fps, count, frames()
+    capture.release()
+    if not math.isfinite(fps) or fps <= 0:
+        fps = 25.0
+    return fps, max(count, 0), read_video(path)
 
 
 def doorbell_gate() -> Any:
