@@ -2230,27 +2230,14 @@ def _video(kind: str, edit: Callable[[Rng, bytes], bytes] | None = None) -> Muta
     return lambda rng, d: _video_write(d, (edit or (lambda r, b: b))(rng, _video_bytes(kind)), f"clip{ext}")
 
 
-def _put_u32_after(tag: bytes, offset: int, value: int, occurrence: int = 0) -> Callable[[Rng, bytes], bytes]:
-    """Overwrite the little-endian u32 ``offset`` bytes after the ``occurrence``-th ``tag`` (AVI headers)."""
-    def edit(rng: Rng, data: bytes) -> bytes:
-        at = -1
-        for _ in range(occurrence + 1):
-            at = data.find(tag, at + 1)
-        if at < 0:
-            return data
-        i = at + offset
-        return data[:i] + struct.pack("<I", value & 0xFFFFFFFF) + data[i + 4:]
-    return edit
-
-
-def _put_be32_after(tag: bytes, offset: int, value: int) -> Callable[[Rng, bytes], bytes]:
-    """Overwrite the big-endian u32 ``offset`` bytes after the first ``tag`` (MP4 boxes)."""
+def _put_u32_after(tag: bytes, offset: int, value: int, fmt: str = "<I") -> Callable[[Rng, bytes], bytes]:
+    """Overwrite the u32 ``offset`` bytes after the first ``tag``: little-endian (``<I``, AVI) or big (``>I``, MP4)."""
     def edit(rng: Rng, data: bytes) -> bytes:
         at = data.find(tag)
         if at < 0:
             return data
         i = at + offset
-        return data[:i] + struct.pack(">I", value & 0xFFFFFFFF) + data[i + 4:]
+        return data[:i] + struct.pack(fmt, value & 0xFFFFFFFF) + data[i + 4:]
     return edit
 
 
@@ -2311,13 +2298,13 @@ def _video_mutations() -> dict[str, Mutation]:
     m["jpeg-frame-65535x65535"] = _video("avi", _jpeg_frames_sized(65535, 65535, every=False))
     m["jpeg-frame-8192x8192"] = _video("avi", _jpeg_frames_sized(8192, 8192, every=True))
     m["jpeg-frame-0x0"] = _video("avi", _jpeg_frames_sized(0, 0, every=True))
-    m["mp4-moov-size-max"] = _video("mp4", _put_be32_after(b"moov", -4, 0xFFFFFFFF))
-    m["mp4-mdat-size-max"] = _video("mp4", _put_be32_after(b"mdat", -4, 0xFFFFFFFF))
-    m["mp4-stsz-count-max"] = _video("mp4", _put_be32_after(b"stsz", 12, 0x7FFFFFFF))
-    m["mp4-stco-count-max"] = _video("mp4", _put_be32_after(b"stco", 8, 0x7FFFFFFF))
-    m["mp4-stts-count-max"] = _video("mp4", _put_be32_after(b"stts", 8, 0x7FFFFFFF))
-    m["mp4-tkhd-width-max"] = _video("mp4", _put_be32_after(b"tkhd", 80, 0xFFFF0000))
-    m["mp4-avc-width-max"] = _video("mp4", _put_be32_after(b"mp4v", 28, 0xFFFFFFFF))
+    m["mp4-moov-size-max"] = _video("mp4", _put_u32_after(b"moov", -4, 0xFFFFFFFF, ">I"))
+    m["mp4-mdat-size-max"] = _video("mp4", _put_u32_after(b"mdat", -4, 0xFFFFFFFF, ">I"))
+    m["mp4-stsz-count-max"] = _video("mp4", _put_u32_after(b"stsz", 12, 0x7FFFFFFF, ">I"))
+    m["mp4-stco-count-max"] = _video("mp4", _put_u32_after(b"stco", 8, 0x7FFFFFFF, ">I"))
+    m["mp4-stts-count-max"] = _video("mp4", _put_u32_after(b"stts", 8, 0x7FFFFFFF, ">I"))
+    m["mp4-tkhd-width-max"] = _video("mp4", _put_u32_after(b"tkhd", 80, 0xFFFF0000, ">I"))
+    m["mp4-avc-width-max"] = _video("mp4", _put_u32_after(b"mp4v", 28, 0xFFFFFFFF, ">I"))
     m["directory-as-video"] = lambda rng, d: (d / "clip.avi").mkdir() or Inputs(d / "clip.avi", ("clip.avi",))
     m["dev-zero-as-video"] = lambda rng, d: (d / "clip.avi").symlink_to("/dev/zero") or Inputs(d / "clip.avi", ("clip.avi",))
     m["percent-d-name"] = lambda rng, d: _video_write(d, _video_bytes("avi"), "frame%03d.avi")

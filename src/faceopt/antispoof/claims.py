@@ -54,9 +54,14 @@ def _per_seed(records: Sequence[Mapping[str, Any]], model: str, key: str = "acer
     return {int(r["seed"]): float(r["models"][model]["test"][key]) for r in records if model in r["models"]}
 
 
-def pta_parts(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Part]]:
-    """The parts of PTA-better, PTA-runtime and PTA-train-time from the seed records of :mod:`pta_runs`."""
-    checks = claim_checks(records)
+def pta_parts(records: Sequence[Mapping[str, Any]], *, checks: Mapping[str, Any] | None = None,
+              table: pd.DataFrame | None = None) -> dict[str, list[Part]]:
+    """The parts of PTA-better, PTA-runtime and PTA-train-time from the seed records of :mod:`pta_runs`.
+
+    ``checks`` (:func:`claim_checks`) and ``table`` (:func:`model_table`) are made from ``records``
+    unless the caller has them already.
+    """
+    checks = claim_checks(records) if checks is None else checks
     better = []
     for pair in checks["better"]["pairs"]:
         base, pta = _per_seed(records, pair["baseline"]), _per_seed(records, pair["pta_model"]) if pair["pta_model"] else {}
@@ -65,7 +70,7 @@ def pta_parts(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Part]]:
             better.append(Part.observed(f"{name}: no PTA configuration fits", False))
             continue
         better.append(Part(f"{name}: {pair['pta_model']}", *_paired([base[s] - pta[s] for s in sorted(base) if s in pta])))
-    table = model_table(records)
+    table = model_table(records) if table is None else table
     pta_rows = table[table["kind"] == "pta"].sort_values("latency_ms")
     fast, slow = str(pta_rows.iloc[0]["model"]), str(pta_rows.iloc[-1]["model"])
     log_ratio = [math.log(r["models"][slow]["latency_ms"]["median_ms"] / r["models"][fast]["latency_ms"]["median_ms"])
@@ -87,10 +92,10 @@ def record_claims(fas_runs: Mapping[str, Mapping[str, Any]],
     """Record FAS-fmd, PTA-better, PTA-runtime and PTA-train-time; return each claim's status."""
     long = fas_tables.long_table(fas_runs)
     records = list(pta_runs.values()) if isinstance(pta_runs, Mapping) else list(pta_runs)
-    parts = {"FAS-fmd": fas_parts(long), **pta_parts(records)}
+    checks, table = claim_checks(records), model_table(records)
+    parts = {"FAS-fmd": fas_parts(long), **pta_parts(records, checks=checks, table=table)}
     unseen = long[long["held_out"].notna()].groupby("method")["acer"].mean() * 100
     seen = long[long["held_out"].isna()].groupby("method")["acer"].mean() * 100
-    table = model_table(records)
     walls = pd.DataFrame([r["wall_time"] for r in records])
     pta_rows = table[table["kind"] == "pta"]
     headlines = {
@@ -105,7 +110,7 @@ def record_claims(fas_runs: Mapping[str, Mapping[str, Any]],
     }
     measured = {
         "FAS-fmd": {"unseen_acer_pct": unseen.round(3).to_dict(), "seen_acer_pct": seen.round(3).to_dict()},
-        "PTA-better": {"pairs": claim_checks(records)["better"]["pairs"]},
+        "PTA-better": {"pairs": checks["better"]["pairs"]},
         "PTA-runtime": {row.model: {"latency_ms": row.latency_ms, "test_acer": row.test_acer, "mflops": row.mflops}
                         for row in pta_rows.itertuples()},
         "PTA-train-time": {"pta_total_s": walls["pta_total_s"].tolist(),

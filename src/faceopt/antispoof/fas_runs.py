@@ -32,7 +32,7 @@ from faceopt.antispoof.pad_data import make_pad_splits
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_write_text
 from faceopt.provenance import git_revision, machine_description
-from faceopt.recognition.runs import StaleRunError, read_record
+from faceopt.recognition.runs import StaleRunError, print_folder_or_error, read_records
 
 __all__ = ["FORMAT", "cell_name", "cell_names", "run_folder", "run_fas", "load_fas_runs", "main"]
 
@@ -112,8 +112,7 @@ def run_fas(preset: fd.FasPreset, run_dir: str | os.PathLike, *, train_missing: 
 
 def load_fas_runs(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """Every cell record of a folder, by cell name (``<protocol>-seed<k>``)."""
-    records = [read_record(path, FORMAT) for path in sorted((Path(folder) / "runs").glob("*.json"))]
-    return {d["cell"]: d for d in records}
+    return {d["cell"]: d for d in read_records(folder, FORMAT)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,13 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--run-dir", required=True, help="folder for the run records")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads while training (default 1)")
     a = p.parse_args(argv)
-    try:
-        folder = run_fas(fd.FAS_PRESETS[a.preset], a.run_dir, threads=a.threads)
-    except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(folder)
-    return 0
+    return print_folder_or_error(lambda: run_fas(fd.FAS_PRESETS[a.preset], a.run_dir, threads=a.threads))
 
 
 if __name__ == "__main__":

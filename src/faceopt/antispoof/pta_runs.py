@@ -30,7 +30,7 @@ from faceopt.antispoof.pad_data import make_pad_splits
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_write_text
 from faceopt.provenance import git_revision, machine_description
-from faceopt.recognition.runs import StaleRunError, read_record
+from faceopt.recognition.runs import StaleRunError, print_folder_or_error, read_records
 
 __all__ = ["FORMAT", "run_names", "run_folder", "run_pta", "load_pta_runs", "main"]
 
@@ -97,8 +97,7 @@ def run_pta(preset: px.PtaPreset, run_dir: str | os.PathLike, *, train_missing: 
 
 def load_pta_runs(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """Every seed record of a run folder, by run name (``seed<k>``), in seed order."""
-    records = [read_record(path, FORMAT) for path in (Path(folder) / "runs").glob("*.json")]
-    return {d["run"]: d for d in sorted(records, key=lambda d: int(d["seed"]))}
+    return {d["run"]: d for d in sorted(read_records(folder, FORMAT), key=lambda d: int(d["seed"]))}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,13 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--preset", choices=sorted(px.PTA_PRESETS), default="smoke")
     p.add_argument("--run-dir", required=True, help="folder for the run records")
     a = p.parse_args(argv)
-    try:
-        folder = run_pta(px.PTA_PRESETS[a.preset], a.run_dir, log=lambda m: print(m, flush=True))
-    except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(folder)
-    return 0
+    return print_folder_or_error(lambda: run_pta(px.PTA_PRESETS[a.preset], a.run_dir, log=lambda m: print(m, flush=True)))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from faceopt.io import atomic_torch_save, atomic_write_text
 from faceopt.provenance import git_revision, machine_description
 from faceopt.recognition import nist_eval as ev
 from faceopt.recognition import nist_experiments as nx
-from faceopt.recognition.runs import StaleRunError, read_record
+from faceopt.recognition.runs import StaleRunError, print_folder_or_error, read_records
 
 __all__ = ["FORMAT", "PRESETS", "run_names", "run_folder", "render_training_set", "run_nist", "run_parallel",
            "load_nist_runs", "main"]
@@ -241,8 +241,7 @@ def run_parallel(preset: nx.NistPreset, run_dir: str | os.PathLike, *, jobs: int
 
 def load_nist_runs(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """Every run record of a folder, by run name."""
-    records = [read_record(path, FORMAT) for path in sorted((Path(folder) / "runs").glob("*.json"))]
-    return {d["run"]: d for d in records}
+    return {d["run"]: d for d in read_records(folder, FORMAT)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -255,19 +254,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--jobs", type=int, default=1, help="trainings at a time (processes sharing the device)")
     a = p.parse_args(argv)
-    try:
+
+    def make() -> Path:
         preset = PRESETS[a.preset]
         if a.jobs > 1:
             if a.runs is not None:
                 raise ValueError("--jobs runs every missing run; leave out --runs")
-            folder = run_parallel(preset, a.run_dir, jobs=a.jobs, device=a.device, cache_dir=a.cache_dir)
-        else:
-            folder = run_nist(preset, a.run_dir, runs=a.runs, device=a.device, cache_dir=a.cache_dir)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(folder)
-    return 0
+            return run_parallel(preset, a.run_dir, jobs=a.jobs, device=a.device, cache_dir=a.cache_dir)
+        return run_nist(preset, a.run_dir, runs=a.runs, device=a.device, cache_dir=a.cache_dir)
+
+    return print_folder_or_error(make)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -40,7 +40,7 @@ from faceopt.stats import compare
 
 __all__ = [
     "FORMAT", "StaleRunError", "run_folder", "run_comparison", "run_parallel", "load_runs", "collect",
-    "comparison_part", "winner_parts", "parse_runs", "read_record", "main",
+    "comparison_part", "winner_parts", "parse_runs", "read_record", "read_records", "print_folder_or_error", "main",
 ]
 
 FORMAT = "faceopt.margin_distillation/2"
@@ -340,6 +340,22 @@ def run_parallel(preset: ex.DistillPreset, run_dir: str | os.PathLike, *, jobs: 
     return folder
 
 
+def read_records(folder: str | os.PathLike, fmt: str) -> list[dict[str, Any]]:
+    """Every record ``folder/runs/*.json`` (by file name), each read by :func:`read_record`."""
+    return [read_record(path, fmt) for path in sorted((Path(folder) / "runs").glob("*.json"))]
+
+
+def print_folder_or_error(make: Callable[[], Path]) -> int:
+    """A run driver's ending: print the folder ``make()`` returns (exit 0), or ``error: ...`` on stderr (exit 2)."""
+    try:
+        folder = make()
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(folder)
+    return 0
+
+
 def parse_runs(items: Sequence[str], form: str) -> list[tuple[str, int]]:
     """``NAME:SEED`` command-line items as ``(name, seed)`` pairs; ``form`` describes them in the error."""
     runs = []
@@ -365,21 +381,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON",
                    help="override preset fields, e.g. --set identities=1000 difficulty=0.7 'teacher_options={\"width\": 1}'")
     a = p.parse_args(argv)
-    try:
+
+    def make() -> Path:
         preset = ex.with_overrides(ex.PRESETS[a.preset], a.set)
         if a.jobs > 1:
             if a.methods is not None or a.seeds is not None or a.runs is not None or a.teacher_only:
                 raise ValueError("--jobs runs the whole comparison; leave out --methods, --seeds, --runs and --teacher-only")
-            folder = run_parallel(preset, a.run_dir, jobs=a.jobs, device=a.device, overrides=a.set)
-        else:
-            runs = None if a.runs is None else parse_runs(a.runs, "METHOD:SEED, e.g. arcface:0")
-            folder = run_comparison(preset, a.run_dir, methods=a.methods, seeds=a.seeds, runs=runs, device=a.device,
-                                    teacher_only=a.teacher_only)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(folder)
-    return 0
+            return run_parallel(preset, a.run_dir, jobs=a.jobs, device=a.device, overrides=a.set)
+        runs = None if a.runs is None else parse_runs(a.runs, "METHOD:SEED, e.g. arcface:0")
+        return run_comparison(preset, a.run_dir, methods=a.methods, seeds=a.seeds, runs=runs, device=a.device,
+                              teacher_only=a.teacher_only)
+
+    return print_folder_or_error(make)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from faceopt.config import resolve_device
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_torch_save, atomic_write_text
 from faceopt.provenance import git_revision, machine_description
-from faceopt.recognition.runs import StaleRunError, parse_runs, read_record
+from faceopt.recognition.runs import StaleRunError, parse_runs, print_folder_or_error, read_records
 from faceopt.system import tiers as tr
 
 __all__ = ["FORMAT", "PRESETS", "run_folder", "run_tiers", "run_parallel", "load_tier_runs", "load_backbone", "main"]
@@ -194,8 +194,7 @@ def load_tier_runs(folder: str | os.PathLike) -> list[dict[str, Any]]:
     """Every run record of a folder, sorted by candidate order then seed."""
     folder = Path(folder)
     order = {c.name: i for i, c in enumerate(tr.CANDIDATES)}
-    records = [read_record(path, FORMAT) for path in sorted((folder / "runs").glob("*.json"))]
-    return sorted(records, key=lambda d: (order.get(d["candidate"], 99), d["seed"]))
+    return sorted(read_records(folder, FORMAT), key=lambda d: (order.get(d["candidate"], 99), d["seed"]))
 
 
 def load_backbone(folder: str | os.PathLike, candidate: tr.Candidate, preset: tr.TierPreset) -> torch.nn.Module:
@@ -224,20 +223,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--jobs", type=int, default=1, help="trainings at a time (processes sharing the device)")
     a = p.parse_args(argv)
-    try:
+
+    def make() -> Path:
         preset = PRESETS[a.preset]
         if a.jobs > 1:
             if a.runs is not None:
                 raise ValueError("--jobs runs every missing run; leave out --runs")
-            folder = run_parallel(preset, a.run_dir, jobs=a.jobs, device=a.device, cache_dir=a.cache_dir)
-        else:
-            runs = None if a.runs is None else parse_runs(a.runs, "CANDIDATE:SEED, e.g. recipe-112:0")
-            folder = run_tiers(preset, a.run_dir, runs=runs, device=a.device, cache_dir=a.cache_dir)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(folder)
-    return 0
+            return run_parallel(preset, a.run_dir, jobs=a.jobs, device=a.device, cache_dir=a.cache_dir)
+        runs = None if a.runs is None else parse_runs(a.runs, "CANDIDATE:SEED, e.g. recipe-112:0")
+        return run_tiers(preset, a.run_dir, runs=runs, device=a.device, cache_dir=a.cache_dir)
+
+    return print_folder_or_error(make)
 
 
 if __name__ == "__main__":
