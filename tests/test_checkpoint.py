@@ -180,3 +180,31 @@ def test_nesting_cap_is_above_what_a_checkpoint_uses(ckpt: Path) -> None:
     with zipfile.ZipFile(ckpt) as z:
         data = z.read(next(n for n in z.namelist() if n.endswith("/data.pkl")))
     assert first_deep_nesting(data, 8) is None and MAX_NESTING >= 100
+
+
+def test_load_torch_file_reads_weights_and_names_the_fix(tmp_path: Path) -> None:
+    from faceopt.checkpoint import load_torch_file
+
+    good = tmp_path / "w.pt"
+    torch.save({"w": torch.arange(4.0)}, good)
+    assert torch.equal(load_torch_file(good, mmap=True)["w"], torch.arange(4.0))
+    bad = tmp_path / "cache.pt"
+    torch.save({"w": torch.arange(4.0)}, bad)
+    _rewrite_member(bad, "/data.pkl", b"\x80\x04}" + b"N" + b"\x85" * 5_000 + b"Ns.")
+    with pytest.raises(CheckpointError, match=re.escape(str(bad)) + ".*delete it to rebuild"):
+        load_torch_file(bad, fix="delete it to rebuild")
+    bad.write_bytes(good.read_bytes()[:-30])   # truncated: zipfile or torch notices
+    with pytest.raises(CheckpointError, match=re.escape(str(bad))):
+        load_torch_file(bad, fix="delete it to rebuild")
+
+
+def test_nist_teacher_cache_that_is_not_weights_is_one_error(tmp_path: Path) -> None:
+    from faceopt.recognition import nist_experiments as nx
+    from faceopt.recognition.nist_runs import PRESETS, _load_teacher
+
+    preset = PRESETS["smoke"]
+    path = tmp_path / f"teacher-resnet50-{preset.key()}.pt"
+    torch.save({"backbone": {"x": torch.zeros(1)}, "head": {}}, path)
+    assert "resnet50" in nx.TEACHERS
+    with pytest.raises(CheckpointError, match=re.escape(str(path)) + ".*train the teacher again"):
+        _load_teacher(preset, tmp_path, "resnet50")

@@ -77,3 +77,25 @@ def test_same_results_entries_are_current_and_evidenced() -> None:
         assert (record["module"], record["new_fingerprint"], record["old_fingerprint"]) == (module, new, old)
         assert record["same"] and not record["definitions"]["changed"]
         assert all(r["identical"] for r in record["runs"].values()) and len(record["runs"]) >= 4
+
+
+def test_same_results_script_compares_definitions_and_trainings(tmp_path) -> None:
+    """``.ci/same_results.py`` against HEAD: every definition unchanged, every training bit-identical."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("needs the git checkout")
+    out = tmp_path / "evidence.json"
+    done = subprocess.run([sys.executable, str(root / ".ci" / "same_results.py"), "faceopt.train", "--old-rev", "HEAD",
+                           "--out", str(out)], capture_output=True, text=True, cwd=root, timeout=600)
+    record = json.loads(out.read_text())
+    if record["old_fingerprint"] == record["new_fingerprint"]:   # train.py as committed (always so in CI)
+        assert record["definitions"]["changed"] == [] and "train" in record["definitions"]["unchanged"]
+        assert done.returncode == 0 and record["same"], done.stdout + done.stderr
+    assert {"from scratch: weights", "stopped at 5, resumed: weights"} <= set(record["runs"])
+    assert all(r["new"] == r["new again"] for r in record["runs"].values())   # the determinism control

@@ -34,8 +34,8 @@ from faceopt.io import atomic_torch_save
 from faceopt.pickle_nesting import first_deep_nesting
 
 __all__ = ["CHECKPOINT_FORMAT", "MAX_PICKLE_BYTES", "MAX_NESTING", "CheckpointError", "check_torch_archive",
-           "check_fields", "check_rng_state", "load_checkpoint", "save_checkpoint", "resume_fields", "rng_state",
-           "set_rng_state"]
+           "check_fields", "check_rng_state", "load_checkpoint", "load_torch_file", "save_checkpoint", "resume_fields",
+           "rng_state", "set_rng_state"]
 
 CHECKPOINT_FORMAT = "faceopt.train/1"
 MAX_PICKLE_BYTES = 64 << 20
@@ -177,6 +177,19 @@ def check_torch_archive(path: str | os.PathLike, max_pickle_bytes: int = MAX_PIC
                               f"{MAX_NESTING}); no checkpoint does, so the file is damaged or hostile; {fix}")
 
 
+def load_torch_file(path: str | os.PathLike, *, fix: str = _AFRESH, mmap: bool = False) -> Any:
+    """``torch.load(weights_only=True)`` onto the CPU of a ``torch.save`` archive, checked first by
+    :func:`check_torch_archive`: faceopt's one way of reading a torch file (weights, cached tensors).
+
+    Every failure is a :class:`CheckpointError` naming ``path`` and ending with ``fix``.
+    """
+    check_torch_archive(path, fix=fix)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
+        raise CheckpointError(f"cannot load {path}: {type(exc).__name__}: {exc}; {fix}") from exc
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint of :func:`faceopt.train.train`, checked (see the module docstring).
 
@@ -184,12 +197,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     hostile, of another format, or holds a field :func:`faceopt.train.train` could not use.
     """
     path = Path(path)
-    check_torch_archive(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise CheckpointError(f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}. "
-                              "Delete it (or point checkpoint_dir elsewhere) to start afresh.") from exc
+    state = load_torch_file(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a faceopt.train checkpoint (format {CHECKPOINT_FORMAT})")
     check_fields(state, path)

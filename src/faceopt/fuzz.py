@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import contextlib
+import datetime
 import gzip
 import hashlib
 import io
@@ -2859,7 +2860,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _rmtree(workdir)
     if args.out is not None:
         from faceopt.io import atomic_write_text
+        from faceopt.provenance import git_revision, machine_description
 
+        summary["made_by"] = {"git_rev": git_revision(Path(__file__).resolve().parents[2]),
+                              "machine": machine_description(with_torch=True),
+                              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
         atomic_write_text(args.out, json.dumps(summary, indent=2) + "\n")
     print(format_table(summary))
     return 1 if summary["total_findings"] else 0

@@ -41,7 +41,7 @@ from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.ssd import SSD
 
 from faceopt.assets import asset_path
-from faceopt.checkpoint import CheckpointError, check_torch_archive
+from faceopt.checkpoint import CheckpointError, load_torch_file
 from faceopt.data.cdnet import read_video
 from faceopt.data.person_boxes import default_annotation_path, load_annotations
 from faceopt.detection.metrics import mean_average_precision
@@ -354,8 +354,7 @@ def load_person_detector(path: str | Path) -> SSD:
                                 f"--out {path}` (about 16 minutes on one CPU core)")
     fix = f"make it again with `faceopt person-detector --preset vtest --out {path}`"
     try:
-        check_torch_archive(path, fix=fix)
-        state = torch.load(path, weights_only=True)
+        state = load_torch_file(path, fix=fix)
         model = build_person_detector(tuple(state["input_size"]), width_mult=float(state.get("width_mult", 0.5)),
                                       seed=None)
         model.load_state_dict(state["model"])

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from faceopt.checkpoint import CheckpointError, load_torch_file
 from faceopt.config import resolve_device
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_torch_save, atomic_write_text
@@ -103,8 +104,12 @@ def render_training_set(preset: nx.NistPreset, *, processes: int | None = None, 
 def _training_set(preset: nx.NistPreset, cache: Path) -> tuple[torch.Tensor, torch.Tensor]:
     path = cache / f"train-{preset.key()}.pt"
     if path.exists():
-        d = torch.load(path, weights_only=True, mmap=True)
-        return d["images"], d["labels"]
+        d = load_torch_file(path, fix="delete it to render the images again", mmap=True)
+        try:
+            return d["images"], d["labels"]
+        except (KeyError, TypeError, IndexError) as exc:
+            raise CheckpointError(f"{path}: not a training-image cache ({type(exc).__name__}: {exc}); "
+                                  "delete it to render the images again") from exc
     images, labels = render_training_set(preset)
     atomic_torch_save({"images": images, "labels": labels}, path)
     return images, labels
@@ -138,11 +143,16 @@ def _load_teacher(preset: nx.NistPreset, cache: Path, name: str) -> tuple[Any, A
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the distilled students need teacher {name}'s weights; train it first "
                                 f"(`faceopt nist ... --runs teacher-{name}`)")
-    d = torch.load(path, weights_only=True)
-    backbone = nx.build_backbone(name, preset)
-    backbone.load_state_dict(d["backbone"])
-    head = nx.MarginHead(512, d["head"]["weight"].shape[0])
-    head.load_state_dict(d["head"])
+    fix = f"delete it and train the teacher again (`faceopt nist ... --runs teacher-{name}`)"
+    d = load_torch_file(path, fix=fix)
+    try:
+        backbone = nx.build_backbone(name, preset)
+        backbone.load_state_dict(d["backbone"])
+        head = nx.MarginHead(512, d["head"]["weight"].shape[0])
+        head.load_state_dict(d["head"])
+    except (RuntimeError, KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise CheckpointError(f"{path}: not teacher {name}'s weights ({type(exc).__name__}: {first}); {fix}") from exc
     return backbone.eval(), head
 
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
+from faceopt.checkpoint import load_torch_file
 from faceopt.config import resolve_device
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_torch_save, atomic_write_text
@@ -191,7 +192,7 @@ def _teacher(preset: ex.DistillPreset, folder: Path, images: torch.Tensor, label
     stats = None
     if t_pt.exists():
         try:
-            state = torch.load(t_pt, weights_only=True)
+            state = load_torch_file(t_pt, fix="delete it to retrain")
             backbone.load_state_dict(state["backbone"]), head.load_state_dict(state["head"])
         except Exception as exc:  # noqa: BLE001 - any unreadable or mismatched file means: retrain
             raise ValueError(f"{t_pt}: not a teacher of this preset ({type(exc).__name__}: {exc}); "

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
+from faceopt.checkpoint import load_torch_file
 from faceopt.config import resolve_device
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_torch_save, atomic_write_text
@@ -70,7 +71,7 @@ def _data(preset: tr.TierPreset, cache_dir: Path, size: int, workers: int | None
     path = cache_dir / f"tiers-{preset.key()}.pt"
     if path.exists():
         try:
-            d = torch.load(path, weights_only=True, mmap=True)
+            d = load_torch_file(path, fix="delete it to rebuild", mmap=True)
             data = tr.TierData(d["images"], d["labels"], d["lfw"], d["agedb"])
         except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt by deleting it
             raise ValueError(f"{path}: unreadable data cache ({type(exc).__name__}: {exc}); delete it to rebuild") from exc
@@ -80,7 +81,7 @@ def _data(preset: tr.TierPreset, cache_dir: Path, size: int, workers: int | None
     if size != preset.render_size:
         sized = cache_dir / f"tiers-{preset.key()}-train{size}.pt"
         if sized.exists():
-            images = torch.load(sized, weights_only=True, mmap=True)
+            images = load_torch_file(sized, fix="delete it to rebuild", mmap=True)
         else:
             images = tr.resize_images(data.images, size)
             atomic_torch_save(images, sized)
@@ -204,7 +205,7 @@ def load_backbone(folder: str | os.PathLike, candidate: tr.Candidate, preset: tr
         raise FileNotFoundError(f"{path}: no weights for {candidate.name}; "
                                 f"{_missing_message(preset, Path(folder), [candidate.name])}")
     try:
-        state = torch.load(path, weights_only=True)
+        state = load_torch_file(path, fix="delete it and regenerate the runs")
         net = tr.build_backbone(candidate, preset)
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (RuntimeError, KeyError, AttributeError, ValueError) as exc:
