@@ -89,3 +89,18 @@ def test_pair_list_refuses_unreadable_lines(tmp_path, line, match):
     lst.write_bytes(line)
     with pytest.raises(DataFileError, match=rf"pairs\.txt.*{match}"):
         read_pair_list(lst)
+
+
+def test_pair_list_checks_each_listed_name_once(tmp_path, monkeypatch):
+    """A 20,000-pair list over 4 images took 5 s (a fuzz timeout): each name is now checked and stat'ed once."""
+    import faceopt.recognition.real_protocols as rp
+
+    for name in ("a0.png", "a1.png", "b0.png", "b1.png"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "pairs.txt").write_text("a0.png a1.png 1\nb0.png b1.png 1\na0.png b0.png 0\na1.png b1.png 0\n" * 5000)
+    calls = []
+    real = rp.check_listed_path
+    monkeypatch.setattr(rp, "check_listed_path", lambda name, *a, **k: calls.append(name) or real(name, *a, **k))
+    pairs, same = read_pair_list(tmp_path / "pairs.txt")
+    assert len(pairs) == 20_000 and same.sum() == 10_000
+    assert sorted(calls) == ["a0.png", "a1.png", "b0.png", "b1.png"]

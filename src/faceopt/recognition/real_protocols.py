@@ -50,6 +50,7 @@ def read_pair_list(path: str | Path, *, allow_outside: bool = False) -> tuple[li
     or leaves the list's folder (symlinks resolved) is refused unless ``allow_outside``."""
     path = Path(path)
     pairs, same = [], []
+    checked: set[str] = set()   # a list names each image many times: check (and stat) each name once
     text = read_text_file(path, "a pair list holds lines 'path_a path_b same'")
     for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -58,13 +59,15 @@ def read_pair_list(path: str | Path, *, allow_outside: bool = False) -> tuple[li
         fields = line.split()
         if len(fields) != 3 or fields[2] not in ("0", "1"):
             raise DataFileError(f"{path}:{number}: expected 'path_a path_b same' with same 0 or 1, got {line!r}")
-        for name in fields[:2]:
+        new = [name for name in dict.fromkeys(fields[:2]) if name not in checked]
+        for name in new:
             check_listed_path(name, path.parent, f"{path}:{number}", allow_outside=allow_outside)
-        a, b = path.parent / fields[0], path.parent / fields[1]
-        for p in (a, b):
-            if not p.is_file():
-                raise FileNotFoundError(f"{path}:{number}: {p} does not exist (paths are relative to the list's folder)")
-        pairs.append((a, b))
+        for name in new:
+            if not (path.parent / name).is_file():
+                raise FileNotFoundError(f"{path}:{number}: {path.parent / name} does not exist (paths are relative to "
+                                        "the list's folder)")
+        checked.update(new)
+        pairs.append((path.parent / fields[0], path.parent / fields[1]))
         same.append(fields[2] == "1")
     if not pairs or all(same) or not any(same):
         raise DataFileError(f"{path}: needs at least one genuine (1) and one impostor (0) pair, got "
