@@ -242,3 +242,19 @@ def test_no_reader_fails_uncleanly(tmp_path: Path) -> None:
     assert summary["total_findings"] == 0, F.format_table(summary)
 
 
+
+
+def test_the_committed_full_campaign_covers_every_reader_cleanly() -> None:
+    """book/results/fuzz_campaign.json (``faceopt fuzz --cases 10000``): every package reader, no finding, under 1 GiB.
+
+    A new reader needs a new campaign: run the command in the README and commit its JSON.
+    """
+    import json
+
+    summary = json.loads((Path(__file__).resolve().parents[1] / "book" / "results" / "fuzz_campaign.json").read_text())
+    assert set(PACKAGE_READERS) <= set(summary["readers"]), "run the full campaign again: a reader is missing"
+    for name in PACKAGE_READERS:
+        r = summary["readers"][name]
+        assert r["cases"] >= 10_000 and r["findings"] == r["slow"] == r["memory"] == r["crash"] == 0 and r["seed_ok"]
+        assert r["peak_mb"] < 1024
+    assert summary["total_findings"] == 0 and "+dirty" not in summary["made_by"]["git_rev"]
