@@ -2201,7 +2201,7 @@ def _video_seed(fourcc: str, ext: str) -> bytes:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"seed{ext}"
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (_VIDEO_W, _VIDEO_H))
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), 10.0, (_VIDEO_W, _VIDEO_H))
         if not writer.isOpened():  # pragma: no cover - opencv-python ships these encoders
             raise RuntimeError(f"OpenCV cannot write {fourcc} {ext}")
         for i in range(_VIDEO_FRAMES):
@@ -2265,6 +2265,17 @@ def _video_truncated(kind: str) -> Mutation:
     return _video(kind, lambda rng, data: data[: int(rng.integers(0, len(data)))])
 
 
+def _video_not_a_file(device: bool) -> Mutation:
+    """``clip.avi`` that is a directory, or a symlink to ``/dev/zero`` (endless bytes)."""
+    def write(rng: Rng, d: Path) -> Inputs:
+        if device:
+            (d / "clip.avi").symlink_to("/dev/zero")
+        else:
+            (d / "clip.avi").mkdir()
+        return Inputs(d / "clip.avi", ("clip.avi",))
+    return write
+
+
 def _video_mutations() -> dict[str, Mutation]:
     m: dict[str, Mutation] = {"valid": _video("avi"), "valid-mp4": _video("mp4")}
     for k in range(8):
@@ -2306,8 +2317,8 @@ def _video_mutations() -> dict[str, Mutation]:
     m["mp4-stts-count-max"] = _video("mp4", _put_u32_after(b"stts", 8, 0x7FFFFFFF, ">I"))
     m["mp4-tkhd-width-max"] = _video("mp4", _put_u32_after(b"tkhd", 80, 0xFFFF0000, ">I"))
     m["mp4-avc-width-max"] = _video("mp4", _put_u32_after(b"mp4v", 28, 0xFFFFFFFF, ">I"))
-    m["directory-as-video"] = lambda rng, d: (d / "clip.avi").mkdir() or Inputs(d / "clip.avi", ("clip.avi",))
-    m["dev-zero-as-video"] = lambda rng, d: (d / "clip.avi").symlink_to("/dev/zero") or Inputs(d / "clip.avi", ("clip.avi",))
+    m["directory-as-video"] = _video_not_a_file(device=False)
+    m["dev-zero-as-video"] = _video_not_a_file(device=True)
     m["percent-d-name"] = lambda rng, d: _video_write(d, _video_bytes("avi"), "frame%03d.avi")
     return m
 
