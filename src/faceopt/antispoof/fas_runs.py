@@ -32,7 +32,7 @@ from faceopt.antispoof.pad_data import make_pad_splits
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_write_text
 from faceopt.provenance import git_revision, machine_description
-from faceopt.recognition.runs import StaleRunError, print_folder_or_error, read_records
+from faceopt.recognition.runs import StaleRunError, missing_runs_message, print_folder_or_error, read_records, write_run_config
 
 __all__ = ["FORMAT", "cell_name", "cell_names", "run_folder", "run_fas", "load_fas_runs", "main"]
 
@@ -79,15 +79,11 @@ def run_fas(preset: fd.FasPreset, run_dir: str | os.PathLike, *, train_missing: 
     folder = run_folder(preset, run_dir)
     todo = [n for n in cell_names(preset) if not _run_path(folder, n).exists()]
     if todo and not train_missing:
-        raise StaleRunError(
-            f"{folder}: {len(todo)} cached cell(s) missing for preset {preset.name!r} with this code and these settings "
-            f"(key {preset.key()}): {', '.join(todo[:6])}{' ...' if len(todo) > 6 else ''}. Make them with "
-            f"`{_command(preset, Path(run_dir))}`.")
+        raise StaleRunError(f"{missing_runs_message(folder, preset, todo, 'cell(s)')}. Make them with "
+                            f"`{_command(preset, Path(run_dir))}`.")
     if not todo:
         return folder
-    if not (folder / "config.json").exists():
-        atomic_write_text(folder / "config.json", json.dumps({"format": FORMAT, "preset": preset.to_dict(),
-                                                              "code": code_fingerprint(fd.FAS_CODE)}, indent=1) + "\n")
+    write_run_config(folder, FORMAT, preset, fd.FAS_CODE)
     t_start, done = time.perf_counter(), 0
     for seed in preset.seeds:
         wanted = [p for p in preset.protocols if cell_name(p, seed) in todo]

@@ -30,7 +30,7 @@ from faceopt.antispoof.pad_data import make_pad_splits
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_write_text
 from faceopt.provenance import git_revision, machine_description
-from faceopt.recognition.runs import StaleRunError, print_folder_or_error, read_records
+from faceopt.recognition.runs import StaleRunError, missing_runs_message, print_folder_or_error, read_records, write_run_config
 
 __all__ = ["FORMAT", "run_names", "run_folder", "run_pta", "load_pta_runs", "main"]
 
@@ -71,14 +71,11 @@ def run_pta(preset: px.PtaPreset, run_dir: str | os.PathLike, *, train_missing: 
     folder = run_folder(preset, run_dir)
     todo = [n for n in run_names(preset) if not _run_path(folder, n).exists()]
     if todo and not train_missing:
-        raise StaleRunError(f"{folder}: {len(todo)} cached run(s) missing for preset {preset.name!r} with this code and "
-                            f"these settings (key {preset.key()}): {', '.join(todo)}. Make them with "
+        raise StaleRunError(f"{missing_runs_message(folder, preset, todo)}. Make them with "
                             f"`{_command(preset, Path(run_dir))}`, or run the chapter at smoke scale.")
     if not todo:
         return folder
-    if not (folder / "config.json").exists():
-        atomic_write_text(folder / "config.json", json.dumps({"format": FORMAT, "preset": preset.to_dict(),
-                                                              "code": code_fingerprint(px.PTA_CODE)}, indent=1) + "\n")
+    write_run_config(folder, FORMAT, preset, px.PTA_CODE)
     t0 = time.perf_counter()
     splits = make_pad_splits(preset.data)
     log(f"{preset.name}: PAD splits rendered in {time.perf_counter() - t0:.1f} s "

@@ -37,7 +37,7 @@ from faceopt.io import atomic_torch_save, atomic_write_text
 from faceopt.provenance import git_revision, machine_description
 from faceopt.recognition import nist_eval as ev
 from faceopt.recognition import nist_experiments as nx
-from faceopt.recognition.runs import StaleRunError, print_folder_or_error, read_records
+from faceopt.recognition.runs import StaleRunError, missing_runs_message, print_folder_or_error, read_records, write_run_config
 
 __all__ = ["FORMAT", "PRESETS", "run_names", "run_folder", "render_training_set", "run_nist", "run_parallel",
            "load_nist_runs", "main"]
@@ -122,9 +122,8 @@ def _made_by(device: str) -> dict[str, str]:
 
 
 def _missing_message(preset: nx.NistPreset, folder: Path, missing: Sequence[str]) -> str:
-    return (f"{folder}: {len(missing)} cached run(s) missing for preset {preset.name!r} with this code and these "
-            f"settings (key {preset.key()}): {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}. Make them "
-            f"with `faceopt nist --preset {preset.name} --run-dir {folder.parent} --device cuda --jobs 6` "
+    return (f"{missing_runs_message(folder, preset, missing)}. Make them with "
+            f"`faceopt nist --preset {preset.name} --run-dir {folder.parent} --device cuda --jobs 6` "
             "(minutes on one GPU; many hours on a CPU), or run the chapter at smoke scale.")
 
 
@@ -198,9 +197,7 @@ def run_nist(preset: nx.NistPreset, run_dir: str | os.PathLike, *, runs: Sequenc
     if not todo:
         return folder
     cache.mkdir(parents=True, exist_ok=True)
-    if not (folder / "config.json").exists():
-        atomic_write_text(folder / "config.json", json.dumps({"format": FORMAT, "preset": preset.to_dict(),
-                                                              "code": code_fingerprint(nx.NIST_CODE)}, indent=1) + "\n")
+    write_run_config(folder, FORMAT, preset, nx.NIST_CODE)
     images, labels = _training_set(preset, cache)
     data = ev.build_eval_data(preset)
     order = sorted(todo, key=lambda n: "margin_distillation" in n)  # teachers before the distilled students

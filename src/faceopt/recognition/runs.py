@@ -41,7 +41,8 @@ from faceopt.stats import compare
 
 __all__ = [
     "FORMAT", "StaleRunError", "run_folder", "run_comparison", "run_parallel", "load_runs", "collect",
-    "comparison_part", "winner_parts", "parse_runs", "read_record", "read_records", "print_folder_or_error", "main",
+    "comparison_part", "winner_parts", "parse_runs", "read_record", "read_records", "print_folder_or_error",
+    "write_run_config", "missing_runs_message", "main",
 ]
 
 FORMAT = "faceopt.margin_distillation/2"
@@ -65,11 +66,19 @@ def _write_json(obj: Any, path: Path) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
 
 
-def _write_config(folder: Path, preset: ex.DistillPreset) -> None:
-    """``config.json``: the preset and the code fingerprint the folder's key stands for (written once)."""
-    if not (folder / "config.json").exists():
-        _write_json({"format": FORMAT, "preset": preset.to_dict(), "code": code_fingerprint(ex.RUN_CODE)},
-                    folder / "config.json")
+def write_run_config(folder: Path, fmt: str, preset: Any, code: Sequence[str]) -> None:
+    """``folder/config.json``: the record format, the preset and the fingerprint of ``code`` that the
+    folder's key stands for; written once, with the folder's first run."""
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        _write_json({"format": fmt, "preset": preset.to_dict(), "code": code_fingerprint(code)}, path)
+
+
+def missing_runs_message(folder: Path, preset: Any, missing: Sequence[str], what: str = "run(s)") -> str:
+    """The first sentence of a :class:`StaleRunError` (without its full stop): which cached runs of ``preset``
+    this code lacks."""
+    return (f"{folder}: {len(missing)} cached {what} missing for preset {preset.name!r} with this code and these "
+            f"settings (key {preset.key()}): {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
 
 
 def read_record(path: Path, fmt: str) -> dict[str, Any]:
@@ -113,8 +122,7 @@ def _wanted(preset: ex.DistillPreset, methods: Iterable[str] | None, seeds: Iter
 
 def _missing_message(preset: ex.DistillPreset, run_dir: Path, missing: Sequence[str]) -> str:
     folder = run_folder(preset, run_dir)
-    msg = (f"{folder}: {len(missing)} cached run(s) missing for preset {preset.name!r} with this code and these "
-           f"settings (key {preset.key()}): {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}.")
+    msg = missing_runs_message(folder, preset, missing) + "."
     for other in sorted(p for p in run_dir.glob(f"{preset.name}-*") if p.is_dir() and p != folder):
         made = "older code or other settings"
         try:
@@ -155,7 +163,7 @@ def run_comparison(preset: ex.DistillPreset, run_dir: str | os.PathLike, *, meth
         raise StaleRunError(_missing_message(preset, run_dir, missing))
     dev = resolve_device(device)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_config(folder, preset)
+    write_run_config(folder, FORMAT, preset, ex.RUN_CODE)
     t0 = time.perf_counter()
     images, labels = ex.render_training_set(preset, cache_dir=folder)
     log(f"training images: {len(images)} ({preset.identities} identities), {time.perf_counter() - t0:.1f} s")
@@ -293,7 +301,7 @@ def run_parallel(preset: ex.DistillPreset, run_dir: str | os.PathLike, *, jobs: 
     dev = resolve_device(device)
     folder = run_folder(preset, run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_config(folder, preset)
+    write_run_config(folder, FORMAT, preset, ex.RUN_CODE)
     t0 = time.perf_counter()
     ex.render_training_set(preset, cache_dir=folder, workers=os.cpu_count())
     ex.build_eval_sets(preset, cache_dir=folder, workers=os.cpu_count())

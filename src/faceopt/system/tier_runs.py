@@ -30,7 +30,14 @@ from faceopt.config import resolve_device
 from faceopt.fingerprint import code_fingerprint
 from faceopt.io import atomic_torch_save, atomic_write_text
 from faceopt.provenance import git_revision, machine_description
-from faceopt.recognition.runs import StaleRunError, parse_runs, print_folder_or_error, read_records
+from faceopt.recognition.runs import (
+    StaleRunError,
+    missing_runs_message,
+    parse_runs,
+    print_folder_or_error,
+    read_records,
+    write_run_config,
+)
 from faceopt.system import tiers as tr
 
 __all__ = ["FORMAT", "PRESETS", "run_folder", "run_tiers", "run_parallel", "load_tier_runs", "load_backbone", "main"]
@@ -96,9 +103,8 @@ def _made_by(device: str) -> dict[str, str]:
 
 
 def _missing_message(preset: tr.TierPreset, folder: Path, missing: Sequence[str]) -> str:
-    return (f"{folder}: {len(missing)} cached tier run(s) missing for preset {preset.name!r} with this code and these "
-            f"settings (key {preset.key()}): {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}. Regenerate "
-            f"them with `faceopt tiers --preset {preset.name} --run-dir {folder.parent} --device cuda --jobs 15` "
+    return (f"{missing_runs_message(folder, preset, missing, 'tier run(s)')}. Regenerate them with "
+            f"`faceopt tiers --preset {preset.name} --run-dir {folder.parent} --device cuda --jobs 15` "
             "(minutes on one GPU; hours on a CPU), or run the chapter at smoke scale.")
 
 
@@ -128,9 +134,7 @@ def run_tiers(preset: tr.TierPreset, run_dir: str | os.PathLike, *, runs: Iterab
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
-    if not (folder / "config.json").exists():
-        _write_json({"format": FORMAT, "preset": preset.to_dict(), "code": code_fingerprint(tr.TIER_CODE)},
-                    folder / "config.json")
+    write_run_config(folder, FORMAT, preset, tr.TIER_CODE)
     for candidate, seed in todo:
         t0 = time.perf_counter()
         data = _data(preset, cache, candidate.size, workers)
